@@ -1,0 +1,147 @@
+"""Static rules on a student's source: "no Python loops", "no np.linalg.norm".
+
+Checked on the source text (the AST), in the grading process, never by
+running the student's code, so they cannot be switched off from inside it.
+A rule covers the graded function and every top-level helper it reaches by
+name, so moving a loop into a helper does not get around it.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import Sequence
+
+LOOP_NODES = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp,
+              ast.DictComp, ast.GeneratorExp)
+DYNAMIC_CALLS = {"eval", "exec", "getattr", "__import__", "compile", "globals", "vars"}
+
+
+class SourceIndex:
+    """Top-level functions and classes defined in a list of cell sources."""
+
+    def __init__(self, sources: Sequence[str]):
+        self.defs: dict[str, ast.AST] = {}
+        self.errors: list[str] = []
+        for src in sources:
+            tree = parse_cell(src)
+            if tree is None:
+                self.errors.append("a cell could not be parsed")
+                continue
+            for node in tree.body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    self.defs[node.name] = node  # later definitions win, as at run time
+                elif isinstance(node, ast.Assign):
+                    for tgt in node.targets:
+                        if isinstance(tgt, ast.Name):
+                            self.defs[tgt.id] = node
+
+    def closure(self, name: str) -> list[ast.AST]:
+        """``name``'s definition and every top-level definition it reaches by name."""
+        seen: dict[str, ast.AST] = {}
+        todo = [name]
+        while todo:
+            n = todo.pop()
+            if n in seen or n not in self.defs:
+                continue
+            node = self.defs[n]
+            seen[n] = node
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Name) and sub.id in self.defs:
+                    todo.append(sub.id)
+        return list(seen.values())
+
+
+def parse_cell(src: str) -> ast.Module | None:
+    """Parse a notebook cell, turning IPython magics into plain Python first."""
+    try:
+        return ast.parse(src)
+    except SyntaxError:
+        pass
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return ast.parse(TransformerManager().transform_cell(src))
+    except Exception:
+        return None
+
+
+def _canon(name: str) -> str:
+    for short, long in (("np.", "numpy."), ("F.", "torch.nn.functional."), ("nn.", "torch.nn.")):
+        if name.startswith(short):
+            return long + name[len(short):]
+    return name
+
+
+def _dotted(node: ast.AST) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+@dataclass(frozen=True)
+class NoLoops:
+    """No Python-level loops (``for``, ``while``, comprehensions) in the function
+    or in any helper of the student's that it calls."""
+
+    what: str = "no Python loops"
+
+    def check(self, index: SourceIndex, name: str) -> str | None:
+        nodes = index.closure(name)
+        if not nodes:
+            return f"could not find the definition of `{name}` in your answer cells"
+        for node in nodes:
+            for sub in ast.walk(node):
+                if isinstance(sub, LOOP_NODES):
+                    kind = {ast.For: "a for loop", ast.While: "a while loop"}.get(
+                        type(sub), "a comprehension")
+                    owner = getattr(node, "name", name)
+                    return (f"`{owner}` uses {kind} (line {sub.lineno} of its cell); "
+                            "this exercise must be vectorised")
+        return None
+
+
+@dataclass(frozen=True)
+class Forbid:
+    """Forbid calls into the named functions or modules (dotted prefixes such as
+    ``np.linalg.norm``, ``numpy.linalg.norm`` or ``scipy``), and the dynamic
+    look-ups (``getattr``, ``eval``, ``__import__``...) that would hide them."""
+
+    names: tuple[str, ...]
+    what: str = ""
+
+    def check(self, index: SourceIndex, name: str) -> str | None:
+        nodes = index.closure(name)
+        if not nodes:
+            return f"could not find the definition of `{name}` in your answer cells"
+        # Match on the tail of the dotted name too, so `from numpy import linalg;
+        # linalg.norm(...)` is caught as well as `np.linalg.norm(...)`.
+        full = [_canon(n) for n in self.names]
+        tails = {f.split(".", 1)[1] for f in full if f.count(".") >= 2}
+        for node in nodes:
+            for sub in ast.walk(node):
+                hit = None
+                if isinstance(sub, (ast.Attribute, ast.Name)):
+                    d = _dotted(sub)
+                    if d:
+                        d = _canon(d)
+                        hit = next((f for f in full if d == f or d.startswith(f + ".")), None)
+                        hit = hit or next((t for t in tails if d == t or d.endswith("." + t)), None)
+                    if isinstance(sub, ast.Name) and sub.id in DYNAMIC_CALLS:
+                        hit = sub.id
+                elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+                    if isinstance(sub, ast.ImportFrom):
+                        mods = [f"{sub.module}.{a.name}" for a in sub.names]
+                    else:
+                        mods = [a.name for a in sub.names]
+                    hit = next((f for m in mods for f in full
+                                if m == f or m.startswith(f + ".")), None)
+                if hit:
+                    return (f"`{getattr(node, 'name', name)}` uses `{hit}`, which this "
+                            "exercise does not allow")
+        return None

@@ -1,0 +1,127 @@
+"""Where computations run and how they are made repeatable.
+
+Every notebook starts with::
+
+    from course_utils import device, seed_everything
+    rng = seed_everything(0)
+    dev = device()
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+
+import numpy as np
+import torch
+
+DEVICE_ENV_VAR = "COURSE_DEVICE"
+DEVICE_CHOICES = ("cuda", "mps", "cpu")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def _available(kind: str) -> bool:
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    if kind == "mps":
+        return _mps_available()
+    return kind == "cpu"
+
+
+def _resolve(choice: str, source: str) -> torch.device:
+    """Turn a user choice such as "cuda", "cuda:1" or "cpu" into a device, or explain why not."""
+    name = choice.strip().lower()
+    kind = name.split(":", 1)[0]
+    if kind not in DEVICE_CHOICES:
+        raise ValueError(
+            f"{source}={choice!r} is not a known device; choose one of "
+            f"{', '.join(DEVICE_CHOICES)} (optionally with an index, e.g. 'cuda:0')."
+        )
+    if not _available(kind):
+        usable = [k for k in DEVICE_CHOICES if _available(k)]
+        raise ValueError(
+            f"{source}={choice!r} is not available on this machine; usable devices here: "
+            f"{', '.join(usable)}. Pick one of those (or unset {DEVICE_ENV_VAR})."
+        )
+    try:
+        dev = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"{source}={choice!r} is not a valid device string: {err}") from err
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"{source}={choice!r}: only {torch.cuda.device_count()} CUDA device(s) present; "
+            f"use an index below {torch.cuda.device_count()}."
+        )
+    return dev
+
+
+def device(prefer: str | None = None) -> torch.device:
+    """Pick the device to compute on.
+
+    Order: `prefer` if given, else the environment variable COURSE_DEVICE if set, else the
+    best available of CUDA, Apple MPS and CPU.
+
+    Inputs:
+    - prefer: optional device name, one of "cuda", "mps", "cpu" (an index such as
+      "cuda:1" is allowed).
+
+    Returns:
+    - a torch.device.
+
+    Raises ValueError when the requested device is unknown or not available here.
+    """
+    if prefer is not None:
+        return _resolve(prefer, "prefer")
+    env = os.environ.get(DEVICE_ENV_VAR, "").strip()
+    if env:
+        return _resolve(env, DEVICE_ENV_VAR)
+    for kind in DEVICE_CHOICES:
+        if _available(kind):
+            return torch.device(kind)
+    return torch.device("cpu")  # pragma: no cover - cpu is always available
+
+
+def seed_everything(seed: int = 0) -> np.random.Generator:
+    """Seed every random number generator a notebook may touch.
+
+    Seeds Python's `random`, numpy's global generator and torch (CPU and, if present, all
+    CUDA devices). Prefer the returned generator for new numpy code.
+
+    Inputs:
+    - seed: a non-negative integer.
+
+    Returns:
+    - rng: np.random.Generator seeded with `seed`.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}; e.g. seed_everything(0).")
+    seed = int(seed)
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}.")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    return np.random.default_rng(seed)
+
+
+def describe_environment() -> str:
+    """One line naming the Python, numpy and torch versions and the chosen device.
+
+    Returns:
+    - a string such as "Python 3.11.9 | numpy 2.1.0 | torch 2.5.0 | device cpu".
+    """
+    dev = device()
+    extra = ""
+    if dev.type == "cuda":
+        extra = f" ({torch.cuda.get_device_name(dev)})"
+    return (
+        f"Python {platform.python_version()} | numpy {np.__version__} | "
+        f"torch {torch.__version__} | device {dev}{extra}"
+    )

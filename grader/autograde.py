@@ -1,0 +1,280 @@
+"""``python -m grader autograde``: grade a folder of submissions.
+
+Layout (nbgrader's ``submitted`` folder)::
+
+    SUBMISSIONS/<student_id>/<assignment_id>/<notebook>.ipynb
+
+Every submitted (student, assignment) pair gets a result, even when nothing in
+it could be graded.  Each result is written to ``OUT/results/`` as soon as it
+is ready (atomically), keyed by a fingerprint of the submission and of the
+grading code, so a batch that was interrupted picks up where it stopped and
+re-grading an unchanged submission reuses its result.  The CSV files, the
+HTML feedback and the nbgrader gradebook are then written from those results.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from .notebook import NotebookProblem, SourceNotebook, read_submission, source_notebooks
+from .runner import GradingContext, grade_exercise
+from .sandbox import Limits, get_sandbox
+from .spec import ExerciseResult
+from .specs import exercises
+
+GRADES_HEADER = ["student_id", "assignment", "score", "max_score"]
+DETAILED_HEADER = ["student_id", "assignment", "notebook", "grade_id", "kind", "score", "max_score", "status"]
+PROBLEMS_HEADER = ["student_id", "assignment", "notebook", "status", "reason"]
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
+
+
+@dataclass
+class Submission:
+    student_id: str
+    assignment: str
+    folder: Path
+
+
+def discover(root: Path, only: list[str] | None = None) -> list[Submission]:
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder; expected SUBMISSIONS/<student_id>/<assignment_id>/*.ipynb")
+    subs = []
+    for sdir in sorted(root.iterdir()):
+        if not sdir.is_dir() or sdir.name.startswith("."):
+            continue
+        for adir in sorted(sdir.iterdir()):
+            if adir.is_dir() and not adir.name.startswith(".") and (not only or adir.name in only):
+                subs.append(Submission(sdir.name, adir.name, adir))
+    return subs
+
+
+# ----------------------------------------------------------------------------
+# Fingerprints: a result is reused only if nothing that decides it changed.
+# ----------------------------------------------------------------------------
+
+_code_hash_cache: dict[str, str] = {}
+
+
+def _grading_code_hash(assignment: str) -> str:
+    if assignment not in _code_hash_cache:
+        h = hashlib.sha256()
+        here = Path(__file__).resolve().parent
+        for p in sorted(here.rglob("*.py")):
+            h.update(p.name.encode() + p.read_bytes())
+        for p in sorted((here.parent / "course_utils").rglob("*.py")):
+            h.update(p.name.encode() + p.read_bytes())
+        try:
+            for src in source_notebooks(assignment):
+                h.update(src.path.name.encode() + src.path.read_bytes())
+        except FileNotFoundError:
+            h.update(b"unknown assignment")
+        _code_hash_cache[assignment] = h.hexdigest()
+    return _code_hash_cache[assignment]
+
+
+def fingerprint(sub: Submission, limits: Limits, device: str) -> str:
+    h = hashlib.sha256(_grading_code_hash(sub.assignment).encode())
+    h.update(json.dumps(limits.__dict__, sort_keys=True).encode() + device.encode())
+    for p in sorted(sub.folder.rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in p.parts:
+            continue
+        h.update(p.relative_to(sub.folder).as_posix().encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------
+# Grading one submission
+# ----------------------------------------------------------------------------
+
+def _notebook_path(folder: Path, source: SourceNotebook) -> Path:
+    return folder / f"{source.name}.ipynb"
+
+
+def grade_submission(ctx: GradingContext, sub: Submission) -> dict:
+    """The result record of one (student, assignment) pair."""
+    t0 = time.monotonic()
+    record = {"student_id": sub.student_id, "assignment": sub.assignment, "notebooks": [],
+              "problem": None, "score": 0.0, "max_score": 0.0}
+    if not SAFE_ID.match(sub.student_id) or not SAFE_ID.match(sub.assignment):
+        record["problem"] = "the student or assignment folder name has characters the grader does not accept"
+        return record
+    try:
+        sources = source_notebooks(sub.assignment)
+        specs = exercises(sub.assignment)
+    except (FileNotFoundError, KeyError) as exc:
+        record["problem"] = f"unknown assignment {sub.assignment!r}: {exc}"
+        return record
+    submitted = {p.name for p in sub.folder.glob("*.ipynb")}
+    expected = {f"{s.name}.ipynb" for s in sources}
+    extra = sorted(submitted - expected)
+    for src in sources:
+        nb = {"notebook": src.name, "problem": None, "cells": []}
+        record["notebooks"].append(nb)
+        path = _notebook_path(sub.folder, src)
+        try:
+            answers = read_submission(path, src)
+            problem_status = None
+        except NotebookProblem as exc:
+            answers = {}
+            reason = str(exc)
+            if not path.exists() and extra:
+                reason += f"; found {', '.join(extra)} instead: keep the notebook's original file name"
+            nb["problem"] = reason
+            problem_status = "missing" if not path.exists() else "error"
+        for gid in src.order:
+            if gid in src.tests:
+                pts = src.tests[gid]
+                if problem_status:
+                    res = ExerciseResult(gid, problem_status, 0.0, pts, [], nb["problem"])
+                else:
+                    budget = ctx.limits.submission_wall_s - (time.monotonic() - t0)
+                    if budget <= 1:
+                        res = ExerciseResult(gid, "timeout", 0.0, pts, [],
+                                             "the submission used up its total time budget")
+                    else:
+                        try:
+                            res = grade_exercise(ctx, sub.assignment, specs[gid], pts, src.setup,
+                                                 answers, wall_s=min(ctx.limits.wall_s, budget))
+                        except Exception as exc:  # a grader fault must not sink the batch
+                            res = ExerciseResult(gid, "error", 0.0, pts, [],
+                                                 f"internal grader error: {type(exc).__name__}: {exc}")
+                cell = res.to_json()
+                cell["kind"] = "auto"
+            elif gid in src.manual:
+                cell = {"grade_id": gid, "kind": "manual", "status": "pending" if not problem_status
+                        else problem_status, "score": 0.0, "max_score": src.manual[gid],
+                        "message": "graded by the instructor", "checks": []}
+            else:
+                continue
+            nb["cells"].append(cell)
+    record["score"] = sum(c["score"] for nb in record["notebooks"] for c in nb["cells"])
+    record["max_score"] = sum(c["max_score"] for nb in record["notebooks"] for c in nb["cells"])
+    record["seconds"] = round(time.monotonic() - t0, 3)
+    return record
+
+
+# ----------------------------------------------------------------------------
+# Results on disk
+# ----------------------------------------------------------------------------
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    with os.fdopen(fd, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def result_path(out: Path, sub: Submission) -> Path:
+    return out / "results" / sub.student_id / f"{sub.assignment}.json"
+
+
+def load_result(out: Path, sub: Submission, fp: str) -> dict | None:
+    try:
+        data = json.loads(result_path(out, sub).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("fingerprint") == fp else None
+
+
+def _fmt_score(x: float) -> str:
+    return f"{x:g}"
+
+
+def write_csvs(out: Path, records: list[dict]) -> None:
+    import io
+
+    def table(header, rows):
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+        return buf.getvalue()
+
+    grades, detailed, problems = [], [], []
+    for r in sorted(records, key=lambda r: (r["student_id"], r["assignment"])):
+        grades.append([r["student_id"], r["assignment"], _fmt_score(r["score"]), _fmt_score(r["max_score"])])
+        if r.get("problem"):
+            detailed.append([r["student_id"], r["assignment"], "", "", "auto", "0", "0", "error"])
+            problems.append([r["student_id"], r["assignment"], "", "error", r["problem"]])
+        for nb in r["notebooks"]:
+            if nb.get("problem"):
+                status = nb["cells"][0]["status"] if nb["cells"] else "error"
+                problems.append([r["student_id"], r["assignment"], nb["notebook"], status, nb["problem"]])
+            for c in nb["cells"]:
+                detailed.append([r["student_id"], r["assignment"], nb["notebook"], c["grade_id"], c["kind"],
+                                 _fmt_score(c["score"]), _fmt_score(c["max_score"]), c["status"]])
+    _write_atomic(out / "grades.csv", table(GRADES_HEADER, grades))
+    _write_atomic(out / "grades_detailed.csv", table(DETAILED_HEADER, detailed))
+    _write_atomic(out / "problems.csv", table(PROBLEMS_HEADER, problems))
+
+
+# ----------------------------------------------------------------------------
+# The batch
+# ----------------------------------------------------------------------------
+
+def autograde(submissions: Path, out: Path, *, assignments: list[str] | None = None,
+              workers: int | None = None, sandbox: str = "auto", limits: Limits | None = None,
+              db_url: str | None = None, resume: bool = True, log=print) -> list[dict]:
+    from .evaluate import grading_device
+    from .feedback import write_feedback
+    from .gradebook import record_in_gradebook
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    limits = limits or Limits()
+    workers = workers or os.cpu_count() or 1
+    ctx = GradingContext(get_sandbox(sandbox), limits, grading_device())
+    subs = discover(Path(submissions), assignments)
+    log(f"grading {len(subs)} submissions with {workers} workers (sandbox: {ctx.sandbox.name}, "
+        f"device: {ctx.device})")
+    records: list[dict] = []
+    todo: list[tuple[Submission, str]] = []
+    for sub in subs:
+        fp = fingerprint(sub, limits, ctx.device)
+        prev = load_result(out, sub, fp) if resume else None
+        if prev is not None:
+            records.append(prev)
+        else:
+            todo.append((sub, fp))
+    if records:
+        log(f"reusing {len(records)} results from an earlier run")
+    lock = threading.Lock()
+    with tempfile.TemporaryDirectory(prefix="grader-") as work:
+        os.chmod(work, 0o711)
+        ctx.workroot = Path(work)
+
+        def one(item):
+            sub, fp = item
+            rec = grade_submission(ctx, sub)
+            rec["fingerprint"] = fp
+            _write_atomic(result_path(out, sub), json.dumps(rec, indent=1))
+            return rec
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(one, item): item for item in todo}
+            for n, fut in enumerate(as_completed(futures), 1):
+                sub, _ = futures[fut]
+                rec = fut.result()
+                with lock:
+                    records.append(rec)
+                log(f"[{n}/{len(todo)}] {sub.student_id}/{sub.assignment}: "
+                    f"{rec['score']:g}/{rec['max_score']:g} ({rec.get('seconds', 0):.1f} s)")
+    write_csvs(out, records)
+    for rec in records:
+        write_feedback(out, rec)
+    record_in_gradebook(db_url or f"sqlite:///{(out / 'gradebook.db').resolve()}", records)
+    return records
+

@@ -1,0 +1,96 @@
+"""Command line: ``python -m grader {release,autograde,check} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _cmd_release(args) -> int:
+    from .release import release
+
+    stale = release(args.ids or None, check=args.check)
+    if args.check:
+        if stale:
+            print("notebooks/ is out of date with solutions/; these files differ:", file=sys.stderr)
+            for s in stale:
+                print(f"  {s}", file=sys.stderr)
+            print("run `python -m grader release` and commit the result", file=sys.stderr)
+            return 1
+        print("notebooks/ is up to date with solutions/")
+        return 0
+    print("\n".join(f"wrote {s}" for s in stale) or "nothing to do: notebooks/ is up to date")
+    return 0
+
+
+def _limits(args):
+    from .sandbox import Limits
+
+    return Limits.parse(args.limit)
+
+
+def _cmd_autograde(args) -> int:
+    from .autograde import autograde
+
+    records = autograde(Path(args.submissions), Path(args.out), assignments=args.assignment or None,
+                        workers=args.workers, sandbox=args.sandbox, limits=_limits(args),
+                        db_url=args.db, resume=not args.no_resume)
+    total = len(records)
+    print(f"graded {total} submissions; grades in {Path(args.out) / 'grades.csv'}")
+    return 0
+
+
+def _cmd_check(args) -> int:
+    from .selfcheck import check_notebook
+
+    return check_notebook(Path(args.notebook), sandbox=args.sandbox, limits=_limits(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("release", help="regenerate notebooks/<id>/ from solutions/<id>/")
+    r.add_argument("ids", nargs="*", help="assignment ids (default: all)")
+    r.add_argument("--check", action="store_true", help="write nothing; fail if notebooks/ is stale")
+    r.set_defaults(func=_cmd_release)
+
+    def common(q):
+        q.add_argument("--sandbox", default=os.environ.get("COURSE_SANDBOX", "auto"),
+                       help="auto (bubblewrap), bwrap, docker, podman, or none (trusted code only)")
+        q.add_argument("--limit", action="append", metavar="KEY=VALUE",
+                       help="override a limit, e.g. wall_s=30 memory_mb=2048 (repeatable)")
+
+    a = sub.add_parser("autograde", help="grade SUBMISSIONS/<student>/<assignment>/*.ipynb")
+    a.add_argument("submissions", help="folder with one sub-folder per student")
+    a.add_argument("--out", required=True, help="where grades, feedback and the gradebook go")
+    a.add_argument("--assignment", action="append", help="only these assignments (repeatable)")
+    a.add_argument("--workers", type=int, default=None, help="parallel submissions (default: CPU cores)")
+    a.add_argument("--db", default=None, help="gradebook database URL (default: sqlite in OUT)")
+    a.add_argument("--no-resume", action="store_true", help="re-grade even unchanged submissions")
+    common(a)
+    a.set_defaults(func=_cmd_autograde)
+
+    c = sub.add_parser("check", help="grade one notebook of yours, as the autograder would")
+    c.add_argument("notebook")
+    common(c)
+    c.set_defaults(func=_cmd_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from .sandbox import SandboxUnavailable
+
+        if isinstance(exc, SandboxUnavailable):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise

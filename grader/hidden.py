@@ -1,0 +1,70 @@
+"""Hidden tests run inside a notebook (the instructor's source, a self-study clone,
+or stock ``nbgrader autograde``).
+
+A hidden-test block in a source notebook is one declarative line::
+
+    from grader.hidden import run_hidden_tests
+    run_hidden_tests("01_knn", "test_predict_labels", globals())
+
+It runs the exercise's cases from ``grader/specs`` on the function defined in
+the notebook and on the reference solution, in this process, and raises
+``AssertionError`` listing the failed checks.  The course's own autograder
+does not execute these blocks: it runs the same spec with the student's code
+isolated in a sandboxed worker (:mod:`grader.runner`).
+"""
+
+from __future__ import annotations
+
+from . import drivers, wire
+from .evaluate import check_case, check_rules, grading_device, reference_outputs
+from .specs import exercises
+
+
+class HiddenTestFailure(AssertionError):
+    pass
+
+
+def _cell_sources(namespace: dict) -> list[str]:
+    """The notebook's executed cells (IPython keeps them in ``In``), for static rules."""
+    cells = namespace.get("In")
+    if isinstance(cells, list) and cells:
+        return [c for c in cells if isinstance(c, str)]
+    import inspect
+
+    out = []
+    for v in namespace.values():
+        if callable(v) and getattr(v, "__module__", None) == "__main__":
+            try:
+                out.append(inspect.getsource(v))
+            except (OSError, TypeError):
+                pass
+    return out
+
+
+def run_hidden_tests(assignment: str, grade_id: str, namespace: dict) -> list:
+    """Check ``namespace``'s implementation of exercise ``grade_id``; raise on failure."""
+    ex = exercises(assignment)[grade_id]
+    device = grading_device()
+    cases, expected = reference_outputs(assignment, ex, device)
+    results = check_rules(ex, _cell_sources(namespace))
+    obj = namespace.get(ex.name)
+    for i, (case, exp) in enumerate(zip(cases, expected)):
+        if obj is None:
+            got = {"ok": False, "error": f"NameError: `{ex.name}` is not defined"}
+        else:
+            try:
+                value = drivers.run(ex.driver, obj, case.inputs,
+                                    {"device": device if ex.uses_torch else "cpu", "dtype": case.dtype})
+                got = {"ok": True, "value": wire.loads(wire.dumps(value))}
+            except Exception as exc:  # the student's error, reported as a failed check
+                got = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        results.append(check_case(ex, i, case, got, exp, device))
+    failed = [r for r in results if not r.passed]
+    if failed:
+        lines = [f"{ex.name}: {len(failed)} of {len(results)} hidden checks failed"]
+        lines += [f"  - {r.name}: {r.message}" for r in failed[:10]]
+        if ex.hint:
+            lines.append(f"  hint: {ex.hint}")
+        raise HiddenTestFailure("\n".join(lines))
+    print(f"{ex.name}: all {len(results)} hidden checks passed")
+    return results

@@ -1,0 +1,52 @@
+"""The reference solutions, loaded from the instructor's source notebooks.
+
+There is exactly one copy of each reference solution: the answer cell in
+``solutions/<assignment>/*.ipynb``.  This module executes a notebook's setup
+and answer cells (never its demos) in a fresh namespace and hands out the
+defined objects::
+
+    from grader.reference import load_reference
+    predict_labels = load_reference("01_knn", "predict_labels")
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+from typing import Any
+
+from .notebook import source_notebooks
+from course_utils.rules import parse_cell
+
+_cache: dict[str, types.ModuleType] = {}
+_lock = threading.Lock()
+
+
+def reference_module(assignment: str) -> types.ModuleType:
+    """A module holding every object defined by the assignment's answer cells."""
+    with _lock:
+        if assignment in _cache:
+            return _cache[assignment]
+        mod = types.ModuleType(f"reference_{assignment}")
+        mod.__dict__["__course_assignment__"] = assignment
+        for src in source_notebooks(assignment):
+            for i, code in enumerate(src.setup + list(src.solutions.values())):
+                tree = parse_cell(code)
+                if tree is None:
+                    raise SyntaxError(f"cell {i} of {src.path} cannot be parsed")
+                exec(compile(tree, f"<{src.path.name} cell {i}>", "exec"), mod.__dict__)
+        _cache[assignment] = mod
+        return mod
+
+
+def load_reference(assignment: str, name: str) -> Any:
+    """The reference implementation of ``name`` (a graded function or class)."""
+    mod = reference_module(assignment)
+    try:
+        return getattr(mod, name)
+    except AttributeError:
+        defined = sorted(k for k, v in vars(mod).items()
+                         if callable(v) and getattr(v, "__module__", None) in (None, "__main__", mod.__name__)
+                         and not k.startswith("_"))
+        raise KeyError(f"{assignment} defines no {name!r}; its answer cells define: "
+                       f"{', '.join(defined) or 'nothing'}") from None

@@ -1,0 +1,231 @@
+"""Where student code runs: a pluggable sandbox around the worker process.
+
+Every sandbox turns the worker's command line into one that runs confined, and
+is combined with the resource limits of :class:`Limits` (set with
+``setrlimit`` in the child before it starts).  Available sandboxes:
+
+``bwrap``   bubblewrap (the sandbox behind Flatpak): new user, pid, network,
+            IPC and mount namespaces, read-only system, only the job folder
+            writable, a private ``/tmp``, no access to the course's
+            solutions, the grader's outputs or other submissions. The default.
+``docker`` / ``podman``
+            a container per exercise (``--network none``, read-only root,
+            memory and pid limits); for grading servers with a container
+            engine. Set the image with ``COURSE_GRADER_IMAGE``.
+``none``    no confinement at all; only for trusted code (the instructor's own
+            tests).  It must be asked for by name and prints a warning.
+
+``auto`` picks bwrap and fails loudly, never silently unsandboxed, where it
+cannot run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SandboxUnavailable(RuntimeError):
+    pass
+
+
+@dataclass
+class Limits:
+    """Hard limits for one exercise's worker process (tune with ``--limit KEY=VALUE``)."""
+
+    wall_s: float = 60.0          # wall-clock seconds for one exercise
+    cpu_s: float = 60.0           # CPU seconds (RLIMIT_CPU)
+    memory_mb: int = 3072         # address space (RLIMIT_AS); torch needs about 1.5 GB of it
+    nproc: int = 64               # processes/threads of the sandbox user (RLIMIT_NPROC)
+    file_mb: int = 256            # largest file the worker may write (RLIMIT_FSIZE)
+    open_files: int = 256         # RLIMIT_NOFILE
+    output_kb: int = 256          # stdout/stderr kept for the log
+    submission_wall_s: float = 600.0  # all exercises of one submission together
+
+    @classmethod
+    def parse(cls, items: list[str] | None) -> "Limits":
+        lim = cls()
+        for item in items or []:
+            key, _, value = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if not hasattr(lim, key) or not value:
+                raise ValueError(f"unknown limit {item!r}; use KEY=VALUE with KEY one of "
+                                 f"{', '.join(lim.__dataclass_fields__)}")
+            setattr(lim, key, type(getattr(lim, key))(value))
+        return lim
+
+    def preexec(self):
+        """A function for ``Popen(preexec_fn=...)`` that applies the rlimits."""
+        import resource
+
+        def apply():
+            def setr(which, value):
+                value = int(value)
+                resource.setrlimit(which, (value, value))
+
+            setr(resource.RLIMIT_CPU, max(1, int(self.cpu_s)))
+            setr(resource.RLIMIT_AS, self.memory_mb * 2**20)
+            setr(resource.RLIMIT_FSIZE, self.file_mb * 2**20)
+            setr(resource.RLIMIT_NOFILE, self.open_files)
+            setr(resource.RLIMIT_CORE, 0)
+
+        return apply
+
+
+class Sandbox:
+    name = "base"
+    #: whether the sandbox runs code as an unprivileged user (RLIMIT_NPROC needs it)
+    drops_privileges = False
+
+    def wrap(self, argv: list[str], jobdir: Path, limits: Limits) -> list[str]:
+        raise NotImplementedError
+
+    def python(self) -> str:
+        return sys.executable
+
+
+class NoSandbox(Sandbox):
+    name = "none"
+
+    def __init__(self):
+        warnings.warn("grading WITHOUT a sandbox: student code runs with your privileges. "
+                      "Use this only for trusted notebooks.", RuntimeWarning, stacklevel=2)
+
+    def wrap(self, argv, jobdir, limits):
+        return argv
+
+
+def _python_roots() -> list[str]:
+    """Folders the worker's interpreter and packages live in (mounted read-only)."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             sysconfig.get_paths()["purelib"], sysconfig.get_paths()["stdlib"]}
+    real = {os.path.realpath(p) for p in roots}
+    return sorted(real | roots)
+
+
+class Bubblewrap(Sandbox):
+    """bubblewrap: namespaces, read-only binds of the system and of Python, nothing else.
+
+    The worker sees ``/usr``, ``/etc`` (for the dynamic loader), the Python
+    installation and site-packages read-only, the job folder read-write at
+    ``/job`` and an empty ``/tmp``.  The course repository, including
+    ``solutions/`` and the grader's output folder, is not mounted; the
+    ``grader`` package is visible only as the three modules the worker needs.
+    """
+
+    name = "bwrap"
+    drops_privileges = True
+    UID = 65534  # nobody
+
+    def __init__(self, exe: str | None = None):
+        self.exe = exe or shutil.which("bwrap")
+        if not self.exe:
+            raise SandboxUnavailable(
+                "bubblewrap (bwrap) is not installed. Install it (Debian/Ubuntu: "
+                "`apt-get install bubblewrap`), choose another sandbox with --sandbox docker, "
+                "or, for trusted notebooks only, --sandbox none.")
+        probe = subprocess.run([self.exe, "--unshare-all", "--ro-bind", "/", "/", "true"],
+                               capture_output=True, text=True)
+        if probe.returncode != 0:
+            raise SandboxUnavailable(
+                f"bubblewrap cannot create namespaces here ({probe.stderr.strip()}). "
+                "Run the grader as root, enable unprivileged user namespaces "
+                "(sysctl kernel.unprivileged_userns_clone=1), or use --sandbox docker.")
+
+    def wrap(self, argv, jobdir, limits):
+        args = [self.exe, "--unshare-all", "--die-with-parent", "--new-session",
+                "--uid", str(self.UID), "--gid", str(self.UID),
+                "--cap-drop", "ALL", "--hostname", "grader",
+                "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/job",
+                "--setenv", "MPLBACKEND", "Agg", "--setenv", "OMP_NUM_THREADS", "1",
+                "--setenv", "PYTHONHASHSEED", "0", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+                "--setenv", "MPLCONFIGDIR", "/tmp",
+                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        for d in ("/usr", "/etc", "/lib", "/lib64", "/bin", "/sbin"):
+            if os.path.exists(d):
+                args += ["--ro-bind", d, d] if not os.path.islink(d) else ["--symlink", os.readlink(d), d]
+        for root in _python_roots():
+            if os.path.isdir(root) and not root.startswith("/usr/"):
+                args += ["--ro-bind", root, root]
+        # The project's own packages: course_utils whole, grader only as the
+        # worker's modules (specs, reference loading and the rest stay out of
+        # reach even where the package sits inside a mounted site-packages).
+        pkg = Path(__file__).resolve().parent
+        args += ["--tmpfs", str(pkg)]
+        for src in package_files():
+            args += ["--ro-bind", str(src), str(src)]
+        args += ["--bind", str(jobdir), "/job", "--chdir", "/job"]
+        # The worker reads its job from /job.
+        return args + ["--"] + [a if a != str(jobdir) else "/job" for a in argv]
+
+
+class Container(Sandbox):
+    """Docker or Podman: one short-lived container per exercise."""
+
+    drops_privileges = True
+
+    def __init__(self, engine: str):
+        self.name = engine
+        self.exe = shutil.which(engine)
+        self.image = os.environ.get("COURSE_GRADER_IMAGE", "")
+        if not self.exe:
+            raise SandboxUnavailable(f"{engine} is not installed; use --sandbox bwrap")
+        if not self.image:
+            raise SandboxUnavailable(
+                f"set COURSE_GRADER_IMAGE to an image with this course installed "
+                f"(pip install . in a python:3.11 image) to grade with {engine}")
+        probe = subprocess.run([self.exe, "info"], capture_output=True, text=True)
+        if probe.returncode != 0:
+            raise SandboxUnavailable(f"{engine} cannot reach its engine: {probe.stderr.strip()[:300]}")
+
+    def python(self) -> str:
+        return "python"
+
+    def wrap(self, argv, jobdir, limits):
+        return [self.exe, "run", "--rm", "--network", "none", "--read-only",
+                "--user", "65534:65534", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+                "--memory", f"{limits.memory_mb}m", "--pids-limit", str(limits.nproc),
+                "--cpus", "1", "--tmpfs", "/tmp", "-e", "MPLBACKEND=Agg", "-e", "HOME=/job",
+                "-v", f"{jobdir}:/job", "-w", "/job", self.image] + \
+               ["python"] + [a if a != str(jobdir) else "/job" for a in argv[1:]]
+
+
+def get_sandbox(name: str = "auto") -> Sandbox:
+    name = (name or "auto").lower()
+    if name in ("auto", "bwrap", "bubblewrap"):
+        return Bubblewrap()
+    if name in ("docker", "podman"):
+        return Container(name)
+    if name == "none":
+        return NoSandbox()
+    raise ValueError(f"unknown sandbox {name!r}; choose auto, bwrap, docker, podman or none")
+
+
+def worker_argv(sandbox: Sandbox, jobdir: Path) -> list[str]:
+    return [sandbox.python(), "-I", "-m", "grader.worker", str(jobdir)]
+
+
+def package_files() -> list[Path]:
+    """Files of this repository that the worker may see (read-only)."""
+    here = Path(__file__).resolve().parent
+    files = [here / "__init__.py", here / "worker.py", here / "wire.py", here / "drivers.py",
+             here.parent / "course_utils"]
+    return files
+
+
+def keep_output_tail(path: Path, limit_kb: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - limit_kb * 1024))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+

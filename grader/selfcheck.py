@@ -1,0 +1,76 @@
+"""``python -m grader check NOTEBOOK``: a student's own run of the autograder.
+
+Grades one notebook exactly as the instructor's autograder would (same
+sandbox, same hidden tests, where the reference solutions are present, as in
+a clone of the course repository) and prints a table per exercise.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from .autograde import Submission
+from .sandbox import Limits
+
+
+def assignment_of(path: Path) -> str:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+        aid = meta.get("course", {}).get("assignment")
+        if aid:
+            return str(aid)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return path.resolve().parent.name
+
+
+def check_notebook(path: Path, sandbox: str = "auto", limits: Limits | None = None, out=print) -> int:
+    from .evaluate import grading_device
+    from .paths import solutions_dir
+    from .runner import GradingContext
+    from .autograde import grade_submission
+    from .sandbox import get_sandbox
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    aid = assignment_of(path)
+    if not (solutions_dir() / aid).is_dir():
+        raise FileNotFoundError(
+            f"the hidden tests of {aid} need the reference solutions in {solutions_dir() / aid}, "
+            "which this copy of the course does not have; run the visible self-checks in the notebook")
+    ctx = GradingContext(get_sandbox(sandbox), limits or Limits(), grading_device())
+    with tempfile.TemporaryDirectory(prefix="check-") as tmp:
+        folder = Path(tmp) / "me" / aid
+        folder.mkdir(parents=True)
+        shutil.copy(path, folder / path.name)
+        ctx.workroot = Path(tmp)
+        rec = grade_submission(ctx, Submission("me", aid, folder))
+    nbs = [nb for nb in rec["notebooks"] if nb["notebook"] == path.stem] or rec["notebooks"]
+    if rec.get("problem"):
+        out(f"cannot check {path}: {rec['problem']}")
+        return 2
+    width = max([len(c["grade_id"]) for nb in nbs for c in nb["cells"]] + [8])
+    ok = True
+    for nb in nbs:
+        if nb.get("problem"):
+            out(f"{nb['notebook']}: {nb['problem']}")
+            ok = False
+            continue
+        out(f"{aid}/{nb['notebook']}.ipynb")
+        out(f"  {'exercise':<{width}}  {'status':<8} points")
+        for c in nb["cells"]:
+            out(f"  {c['grade_id']:<{width}}  {c['status']:<8} {c['score']:g}/{c['max_score']:g}")
+            for k in c["checks"]:
+                if not k["passed"]:
+                    out(f"      - {k['name']}: {k['message']}")
+            if c["status"] not in ("passed", "pending") and c.get("message"):
+                out(f"      {c['message']}")
+            ok &= c["status"] in ("passed", "pending")
+        auto = [c for c in nb["cells"] if c["kind"] == "auto"]
+        out(f"  autograded: {sum(c['score'] for c in auto):g} of {sum(c['max_score'] for c in auto):g} points"
+            f"; written answers are graded by your instructor")
+    return 0 if ok else 1

@@ -1,0 +1,104 @@
+"""The untrusted side: runs a student's answer cells and one exercise's cases.
+
+Invoked by the grader as ``python -I -m grader.worker JOBDIR`` inside the
+sandbox.  ``JOBDIR/job.json`` says which cells to run and which driver to
+call; ``JOBDIR/case_<i>.npz`` hold the inputs.  For every case the worker
+writes ``JOBDIR/out_<i>.npz``: ``{"ok": True, "value": ...}`` or ``{"ok":
+False, "error": "..."}``.  It never sees expected values, and nothing it writes
+is trusted beyond "these are the numbers the student's code produced".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+# Keep BLAS single-threaded: the grader runs many workers side by side.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+
+class _Shell:
+    """Enough of ``get_ipython()`` for cells that use a line magic."""
+
+    def run_line_magic(self, *args, **kwargs):
+        return None
+
+    def run_cell_magic(self, *args, **kwargs):
+        return None
+
+    def system(self, *args, **kwargs):
+        return None
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
+def _transform(src: str) -> str:
+    try:
+        compile(src, "<cell>", "exec")
+        return src
+    except SyntaxError:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return TransformerManager().transform_cell(src)
+
+
+def _error_text(exc: BaseException, limit: int = 2000) -> str:
+    """``TypeError: ... (in f, line 3 of answer cell f)``, from the student's frames only."""
+    tb = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<")]
+    where = ""
+    if tb:
+        f = tb[-1]
+        where = f" (in {f.name}, line {f.lineno} of {f.filename.strip('<>')})"
+    msg = f"{type(exc).__name__}: {exc}".rstrip(": ") + where
+    return msg[:limit]
+
+
+def main(jobdir: str) -> int:
+    job_path = Path(jobdir)
+    job = json.loads((job_path / "job.json").read_text())
+    # Import the wire format before student code runs, so later tampering with
+    # sys.modules cannot swap it for something else at import time.
+    from grader import drivers, wire
+
+    ns: dict = {"__name__": "__main__", "get_ipython": lambda: _Shell()}
+    cell_errors = []
+    names = job.get("cell_names") or []
+    for i, src in enumerate(job["setup"] + job["cells"]):
+        label = names[i] if i < len(names) else f"cell {i}"
+        try:
+            code = compile(_transform(src), f"<{label}>", "exec")
+            exec(code, ns)
+        except BaseException as exc:  # SystemExit from quit() included
+            cell_errors.append(_error_text(exc))
+    (job_path / "cells.json").write_text(json.dumps({"errors": cell_errors[:20]}))
+
+    name = job["name"]
+    for i in range(job["n_cases"]):
+        out_file = job_path / f"out_{i}.npz"
+        ctx = {"device": job["device"], "dtype": job["dtypes"][i]}
+        try:
+            if name not in ns:
+                raise NameError(f"`{name}` is not defined: run the cell that defines it "
+                                "and keep its name as given")
+            inputs = wire.read(job_path / f"case_{i}.npz")
+            value = drivers.run(job["driver"], ns[name], inputs, ctx)
+            try:
+                wire.write(out_file, {"ok": True, "value": value})
+            except wire.WireError as exc:
+                wire.write(out_file, {"ok": False, "error": f"returned a value the grader cannot read: {exc}"})
+        except BaseException as exc:
+            wire.write(out_file, {"ok": False, "error": _error_text(exc)})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    # os._exit: skip interpreter teardown, which student objects could hook.
+    code = main(sys.argv[1])
+    os._exit(code)
