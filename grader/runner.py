@@ -91,7 +91,7 @@ def run_worker(ctx: GradingContext, ex: Exercise, setup: list[str], cells: dict[
         with open(log, "wb") as logf:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                     cwd=jobdir, env=_clean_env(), start_new_session=True,
-                                    preexec_fn=ctx.limits.preexec())
+                                    preexec_fn=ctx.limits.preexec(ctx.sandbox.drops_privileges))
             try:
                 rc = proc.wait(timeout=wall_s)
             except subprocess.TimeoutExpired:

@@ -21,6 +21,7 @@ cannot run.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -60,8 +61,11 @@ class Limits:
             setattr(lim, key, type(getattr(lim, key))(value))
         return lim
 
-    def preexec(self):
-        """A function for ``Popen(preexec_fn=...)`` that applies the rlimits."""
+    def preexec(self, drop_privileges: bool = False):
+        """A function for ``Popen(preexec_fn=...)`` that applies the rlimits.
+
+        RLIMIT_NPROC counts processes per uid, so it is set only where the
+        sandbox runs the worker as a uid of its own."""
         import resource
 
         def apply():
@@ -74,6 +78,8 @@ class Limits:
             setr(resource.RLIMIT_FSIZE, self.file_mb * 2**20)
             setr(resource.RLIMIT_NOFILE, self.open_files)
             setr(resource.RLIMIT_CORE, 0)
+            if self.nproc and drop_privileges and os.geteuid() == 0:
+                setr(resource.RLIMIT_NPROC, self.nproc)
 
         return apply
 
@@ -125,6 +131,7 @@ class Bubblewrap(Sandbox):
 
     def __init__(self, exe: str | None = None):
         self.exe = exe or shutil.which("bwrap")
+        self.setpriv = shutil.which("setpriv")
         if not self.exe:
             raise SandboxUnavailable(
                 "bubblewrap (bwrap) is not installed. Install it (Debian/Ubuntu: "
@@ -138,31 +145,65 @@ class Bubblewrap(Sandbox):
                 "Run the grader as root, enable unprivileged user namespaces "
                 "(sysctl kernel.unprivileged_userns_clone=1), or use --sandbox docker.")
 
+    _counter = itertools.count()
+
+    def _identity(self) -> tuple[list[str], list[str]]:
+        """(bwrap options, command prefix) that make the worker an unprivileged user.
+
+        As root, bwrap sets up the mounts with root's rights (no user
+        namespace), then ``setpriv`` becomes a fresh uid for this worker alone
+        with every capability dropped: a real unprivileged user, to which the
+        kernel applies RLIMIT_NPROC.  Otherwise bwrap uses a user namespace and
+        maps the caller's uid to ``nobody``.
+        """
+        if os.geteuid() == 0 and self.setpriv:
+            uid = str(200000 + (os.getpid() * 1000 + next(self._counter)) % 800000)
+            opts = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+                    "--unshare-cgroup-try"]
+            prefix = [self.setpriv, "--reuid", uid, "--regid", uid, "--clear-groups",
+                      "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+            return opts, prefix
+        return ["--unshare-all", "--uid", str(self.UID), "--gid", str(self.UID), "--cap-drop", "ALL"], []
+
     def wrap(self, argv, jobdir, limits):
-        args = [self.exe, "--unshare-all", "--die-with-parent", "--new-session",
-                "--uid", str(self.UID), "--gid", str(self.UID),
-                "--cap-drop", "ALL", "--hostname", "grader",
+        opts, prefix = self._identity()
+        args = [self.exe, *opts, "--die-with-parent", "--new-session", "--hostname", "grader",
                 "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/job",
                 "--setenv", "MPLBACKEND", "Agg", "--setenv", "OMP_NUM_THREADS", "1",
                 "--setenv", "PYTHONHASHSEED", "0", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
                 "--setenv", "MPLCONFIGDIR", "/tmp",
                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        made: set[str] = {"/"}
+
+        def parents(path: str) -> list[str]:
+            # bwrap would create missing mount points 0700, unreadable once the
+            # worker is an ordinary user: create them 0755 first.
+            out = []
+            parts = Path(path).parts
+            for i in range(2, len(parts)):
+                d = str(Path(*parts[:i]))
+                if d not in made:
+                    made.add(d)
+                    out += ["--perms", "0755", "--dir", d]
+            return out
+
         for d in ("/usr", "/etc", "/lib", "/lib64", "/bin", "/sbin"):
             if os.path.exists(d):
                 args += ["--ro-bind", d, d] if not os.path.islink(d) else ["--symlink", os.readlink(d), d]
         for root in _python_roots():
             if os.path.isdir(root) and not root.startswith("/usr/"):
-                args += ["--ro-bind", root, root]
+                args += parents(root) + ["--ro-bind", root, root]
         # The project's own packages: course_utils whole, grader only as the
         # worker's modules (specs, reference loading and the rest stay out of
         # reach even where the package sits inside a mounted site-packages).
-        pkg = Path(__file__).resolve().parent
-        args += ["--tmpfs", str(pkg)]
+        pkg = str(Path(__file__).resolve().parent)
+        args += parents(pkg) + ["--perms", "0755", "--tmpfs", pkg]
+        made.add(pkg)
         for src in package_files():
-            args += ["--ro-bind", str(src), str(src)]
+            args += parents(str(src)) + ["--ro-bind", str(src), str(src)]
         args += ["--bind", str(jobdir), "/job", "--chdir", "/job"]
         # The worker reads its job from /job.
-        return args + ["--"] + [a if a != str(jobdir) else "/job" for a in argv]
+        return args + ["--"] + prefix + [a if a != str(jobdir) else "/job" for a in argv]
 
 
 class Container(Sandbox):

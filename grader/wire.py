@@ -54,7 +54,7 @@ def encode(value: Any) -> tuple[dict, dict[str, np.ndarray]]:
             if x.dtype == object:
                 raise WireError("object arrays cannot be sent; use a numeric dtype")
             key = f"a{len(arrays)}"
-            arrays[key] = np.ascontiguousarray(x)
+            arrays[key] = x if x.flags.c_contiguous else x.copy(order="C")
             return {"t": "array", "k": key}
         if _is_tensor(x):
             key = f"a{len(arrays)}"

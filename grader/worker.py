@@ -21,6 +21,30 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 
+class _Capped:
+    """A text stream that keeps only the first ``limit`` characters written to it:
+    a student's prints never matter for the grade, and cannot fill the disk."""
+
+    def __init__(self, stream, limit: int = 64 * 1024):
+        self._stream, self._left = stream, limit
+
+    def write(self, text):
+        if self._left > 0:
+            chunk = str(text)[: self._left]
+            self._left -= len(chunk)
+            self._stream.write(chunk)
+        return len(text)
+
+    def flush(self):
+        self._stream.flush()
+
+    def isatty(self):
+        return False
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 class _Shell:
     """Enough of ``get_ipython()`` for cells that use a line magic."""
 
@@ -65,6 +89,7 @@ def main(jobdir: str) -> int:
     # sys.modules cannot swap it for something else at import time.
     from grader import drivers, wire
 
+    sys.stdout, sys.stderr = _Capped(sys.stdout), _Capped(sys.stderr)
     ns: dict = {"__name__": "__main__", "get_ipython": lambda: _Shell()}
     cell_errors = []
     names = job.get("cell_names") or []

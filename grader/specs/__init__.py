@@ -11,6 +11,7 @@ import importlib
 from ..spec import Exercise
 
 MODULES: dict[str, str] = {
+    "00_tensors": "grader.specs.tensors",
 }
 
 

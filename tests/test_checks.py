@@ -1,0 +1,78 @@
+"""Visible self-checks: messages name the exercise, argument, index, expected and got."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from course_utils.checks import (SelfCheckError, check_close, check_dtype, check_equal, check_no_loops,
+                                 check_not_using, check_shape, compare)
+
+
+def test_close_message_names_everything():
+    with pytest.raises(SelfCheckError) as e:
+        check_close("svm_loss", np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.0, 2.0], [3.0, 5.0]]),
+                    name="dW", hint="did you forget the regularisation gradient?")
+    msg = str(e.value)
+    assert "svm_loss" in msg and "dW[1, 1]" in msg and "expected 5" in msg and "got 4" in msg
+    assert "regularisation" in msg and "1 of 4 entries differ" in msg
+
+
+def test_shape_and_dtype_messages():
+    with pytest.raises(SelfCheckError, match=r"expected shape \(3, 2\), got \(2, 3\)"):
+        check_shape("f", np.zeros((2, 3)), (3, 2))
+    with pytest.raises(SelfCheckError, match="expected an integer dtype"):
+        check_dtype("f", np.zeros(3), "i")
+    with pytest.raises(SelfCheckError, match="got None"):
+        check_close("f", None, np.zeros(3))
+
+
+def test_equal_is_exact_and_checks_structure():
+    check_equal("f", {1: [0.5, 0.25]}, {1: [0.5, 0.25]})
+    with pytest.raises(SelfCheckError, match="missing keys"):
+        check_equal("f", {1: [0.5]}, {1: [0.5], 3: [0.1]})
+    with pytest.raises(SelfCheckError, match=r"y\[2\]: expected 2, got 1"):
+        check_equal("f", np.array([0, 1, 1]), np.array([0, 1, 2]), name="y")
+
+
+def test_hidden_mode_never_reveals_expected_values():
+    msg = compare(np.array([1.0, 2.0]), np.array([1.0, 123.456]), reveal=False)
+    assert "123" not in msg and "1 of 2 entries differ" in msg
+
+
+def test_tensor_inputs_are_compared():
+    import torch
+
+    check_close("f", torch.tensor([1.0, 2.0]), np.array([1.0, 2.0]), rtol=1e-6)
+
+
+def test_source_rules_from_a_function():
+    def with_loop(x):
+        return [v for v in x]
+
+    def fine(x):
+        return x * 2
+
+    with pytest.raises(SelfCheckError, match="comprehension"):
+        check_no_loops("ex", with_loop)
+    check_no_loops("ex", fine)
+    check_not_using("ex", fine, ["np.linalg.norm"])
+
+
+finite = hnp.arrays(np.float64, hnp.array_shapes(max_dims=3, max_side=5),
+                    elements=st.floats(-1e6, 1e6))
+
+
+@given(finite)
+def test_compare_is_reflexive(a):
+    assert compare(a, a.copy()) is None
+
+
+@given(finite, st.floats(1e-3, 1e3))
+def test_compare_catches_any_perturbation(a, delta):
+    if a.size == 0:
+        return
+    b = a.copy()
+    b.flat[-1] += delta * (1 + abs(b.flat[-1]))
+    assert compare(b, a) is not None

@@ -1,0 +1,58 @@
+"""Static rules: no loops, no forbidden library calls, including through helpers."""
+
+import pytest
+
+from course_utils.rules import Forbid, NoLoops, SourceIndex
+
+NO_LOOP_OK = """
+def f(X, Y):
+    return np.sqrt(((X[:, None] - Y[None]) ** 2).sum(-1))
+"""
+
+
+@pytest.mark.parametrize("body,kind", [
+    ("    for i in range(3):\n        pass\n    return 0", "a for loop"),
+    ("    while False:\n        pass\n    return 0", "a while loop"),
+    ("    return [x for x in X]", "a comprehension"),
+    ("    return sum(x for x in X)", "a comprehension"),
+])
+def test_no_loops_catches_loops(body, kind):
+    src = f"def f(X, Y):\n{body}\n"
+    msg = NoLoops().check(SourceIndex([src]), "f")
+    assert msg and kind in msg
+
+
+def test_no_loops_accepts_vectorised_code():
+    assert NoLoops().check(SourceIndex([NO_LOOP_OK]), "f") is None
+
+
+def test_loop_hidden_in_a_helper_is_caught():
+    src = "def helper(X):\n    return [x for x in X]\n\ndef f(X, Y):\n    return helper(X)\n"
+    msg = NoLoops().check(SourceIndex([src]), "f")
+    assert msg and "`helper`" in msg
+
+
+def test_missing_definition_is_reported():
+    assert "could not find" in NoLoops().check(SourceIndex(["x = 1"]), "f")
+
+
+@pytest.mark.parametrize("src", [
+    "def f(X, Y):\n    return np.linalg.norm(X - Y)",
+    "def f(X, Y):\n    return numpy.linalg.norm(X - Y)",
+    "def f(X, Y):\n    from numpy.linalg import norm\n    return norm(X - Y)",
+    "def f(X, Y):\n    from numpy import linalg\n    return linalg.norm(X - Y)",
+    "def f(X, Y):\n    import scipy.spatial\n    return scipy.spatial.distance.cdist(X, Y)",
+    "def f(X, Y):\n    return getattr(np.linalg, 'no' + 'rm')(X)",
+    "def f(X, Y):\n    return eval('np.linalg.norm')(X)",
+])
+def test_forbid_catches_calls_and_evasions(src):
+    assert Forbid(("np.linalg.norm", "scipy")).check(SourceIndex([src]), "f")
+
+
+def test_forbid_accepts_allowed_code():
+    assert Forbid(("np.linalg.norm", "scipy")).check(SourceIndex([NO_LOOP_OK]), "f") is None
+
+
+def test_magics_do_not_break_parsing():
+    src = "%timeit 1\ndef f(X, Y):\n    return X\n"
+    assert NoLoops().check(SourceIndex([src]), "f") is None
