@@ -225,9 +225,55 @@ def write_csvs(out: Path, records: list[dict]) -> None:
 # The batch
 # ----------------------------------------------------------------------------
 
+def make_payload(sub: Submission, fp: str, sandbox: str, limits: Limits, device: str) -> dict:
+    """Everything needed to grade one submission, as plain data: it can be sent
+    to another process or machine (Dask) that has the course installed."""
+    files = {p.name: p.read_bytes() for p in sorted(sub.folder.glob("*.ipynb"))}
+    return {"student_id": sub.student_id, "assignment": sub.assignment, "files": files,
+            "fingerprint": fp, "sandbox": sandbox, "limits": dict(limits.__dict__), "device": device}
+
+
+_contexts: dict[tuple, GradingContext] = {}
+
+
+def grade_payload(payload: dict) -> dict:
+    """Grade one submission from its payload; the same code runs locally and on Dask workers."""
+    key = (payload["sandbox"], json.dumps(payload["limits"], sort_keys=True), payload["device"])
+    ctx = _contexts.get(key)
+    if ctx is None:
+        ctx = _contexts[key] = GradingContext(get_sandbox(payload["sandbox"]), Limits(**payload["limits"]),
+                                              payload["device"])
+    with tempfile.TemporaryDirectory(prefix="submission-") as tmp:
+        os.chmod(tmp, 0o711)
+        folder = Path(tmp) / "files"
+        folder.mkdir()
+        for name, data in payload["files"].items():
+            if "/" in name or name.startswith("."):
+                continue
+            (folder / name).write_bytes(data)
+        local = GradingContext(ctx.sandbox, ctx.limits, ctx.device, Path(tmp))
+        rec = grade_submission(local, Submission(payload["student_id"], payload["assignment"], folder))
+    rec["fingerprint"] = payload["fingerprint"]
+    return rec
+
+
+def run_local(payloads: list[dict], workers: int, on_result) -> None:
+    """Grade payloads in a pool of threads (each exercise runs in its own sandboxed process)."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(grade_payload, p) for p in payloads]
+        for fut in as_completed(futures):
+            on_result(fut.result())
+
+
 def autograde(submissions: Path, out: Path, *, assignments: list[str] | None = None,
               workers: int | None = None, sandbox: str = "auto", limits: Limits | None = None,
-              db_url: str | None = None, resume: bool = True, log=print) -> list[dict]:
+              db_url: str | None = None, resume: bool = True, scheduler: str | None = None,
+              log=print) -> list[dict]:
+    """Grade every submission under ``submissions``; write results, CSVs, feedback, gradebook.
+
+    ``scheduler`` (``tcp://host:port``) sends the work to a Dask cluster;
+    otherwise ``workers`` submissions are graded at once on this machine.
+    """
     from .evaluate import grading_device
     from .feedback import write_feedback
     from .gradebook import record_in_gradebook
@@ -236,45 +282,42 @@ def autograde(submissions: Path, out: Path, *, assignments: list[str] | None = N
     out.mkdir(parents=True, exist_ok=True)
     limits = limits or Limits()
     workers = workers or os.cpu_count() or 1
-    ctx = GradingContext(get_sandbox(sandbox), limits, grading_device())
+    get_sandbox(sandbox)  # fail now, loudly, if the sandbox cannot run here
+    device = grading_device()
     subs = discover(Path(submissions), assignments)
-    log(f"grading {len(subs)} submissions with {workers} workers (sandbox: {ctx.sandbox.name}, "
-        f"device: {ctx.device})")
+    where = f"Dask scheduler {scheduler}" if scheduler else f"{workers} workers"
+    log(f"grading {len(subs)} submissions on {where} (sandbox: {sandbox}, device: {device})")
     records: list[dict] = []
-    todo: list[tuple[Submission, str]] = []
+    todo: list[dict] = []
     for sub in subs:
-        fp = fingerprint(sub, limits, ctx.device)
+        fp = fingerprint(sub, limits, device)
         prev = load_result(out, sub, fp) if resume else None
         if prev is not None:
             records.append(prev)
         else:
-            todo.append((sub, fp))
+            todo.append(make_payload(sub, fp, sandbox, limits, device))
     if records:
         log(f"reusing {len(records)} results from an earlier run")
     lock = threading.Lock()
-    with tempfile.TemporaryDirectory(prefix="grader-") as work:
-        os.chmod(work, 0o711)
-        ctx.workroot = Path(work)
+    done = [0]
 
-        def one(item):
-            sub, fp = item
-            rec = grade_submission(ctx, sub)
-            rec["fingerprint"] = fp
-            _write_atomic(result_path(out, sub), json.dumps(rec, indent=1))
-            return rec
+    def on_result(rec: dict) -> None:
+        sub = Submission(rec["student_id"], rec["assignment"], Path())
+        _write_atomic(result_path(out, sub), json.dumps(rec, indent=1))
+        with lock:
+            records.append(rec)
+            done[0] += 1
+            log(f"[{done[0]}/{len(todo)}] {rec['student_id']}/{rec['assignment']}: "
+                f"{rec['score']:g}/{rec['max_score']:g} ({rec.get('seconds', 0):.1f} s)")
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(one, item): item for item in todo}
-            for n, fut in enumerate(as_completed(futures), 1):
-                sub, _ = futures[fut]
-                rec = fut.result()
-                with lock:
-                    records.append(rec)
-                log(f"[{n}/{len(todo)}] {sub.student_id}/{sub.assignment}: "
-                    f"{rec['score']:g}/{rec['max_score']:g} ({rec.get('seconds', 0):.1f} s)")
+    if scheduler:
+        from .distributed import run_on_dask
+
+        run_on_dask(todo, scheduler, on_result)
+    else:
+        run_local(todo, workers, on_result)
     write_csvs(out, records)
     for rec in records:
         write_feedback(out, rec)
     record_in_gradebook(db_url or f"sqlite:///{(out / 'gradebook.db').resolve()}", records)
     return records
-

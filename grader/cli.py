@@ -36,7 +36,7 @@ def _cmd_autograde(args) -> int:
 
     records = autograde(Path(args.submissions), Path(args.out), assignments=args.assignment or None,
                         workers=args.workers, sandbox=args.sandbox, limits=_limits(args),
-                        db_url=args.db, resume=not args.no_resume)
+                        db_url=args.db, resume=not args.no_resume, scheduler=args.scheduler)
     total = len(records)
     print(f"graded {total} submissions; grades in {Path(args.out) / 'grades.csv'}")
     return 0
@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--assignment", action="append", help="only these assignments (repeatable)")
     a.add_argument("--workers", type=int, default=None, help="parallel submissions (default: CPU cores)")
     a.add_argument("--db", default=None, help="gradebook database URL (default: sqlite in OUT)")
+    a.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="grade on an existing Dask cluster instead of a local pool")
     a.add_argument("--no-resume", action="store_true", help="re-grade even unchanged submissions")
     common(a)
     a.set_defaults(func=_cmd_autograde)
