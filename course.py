@@ -42,7 +42,7 @@ def run(cmd: list[str], **kw) -> None:
 
 
 def ensure_venv() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (course.py may be run by an older python3)
         sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
     if not PY.exists():
         say(f"creating a virtual environment in {VENV}")

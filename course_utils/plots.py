@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "COURSE_STYLE",
@@ -198,6 +199,7 @@ def plot_history(
                 steps = np.arange(1, len(values) + 1)
                 ax.plot(steps, values, marker="o" if len(values) <= 30 else None, ms=3, label=key)
             ax.set_xlabel(xlabel)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("accuracy" if keys is acc_keys else "loss")
             if logy and keys is not acc_keys:
                 ax.set_yscale("log")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import traceback
 from collections.abc import Callable, Sequence
 
 import ipywidgets as widgets
@@ -33,10 +34,11 @@ def _figure_output(fig: Figure) -> dict:
     }
 
 
-def _render(draw: Callable[..., object], values: dict, out: widgets.Output) -> None:
-    """Call draw(**values) and put the figures it made (and what it printed) into `out`."""
+def _render(draw: Callable[..., object], values: dict) -> tuple[dict, ...]:
+    """Call draw(**values); return what it printed, the figures it made, or its error, as outputs."""
     before = set(plt.get_fignums())
     printed = io.StringIO()
+    outputs = []
     with _style():
         canvas = plt.figure()  # current figure for draw functions that use plt.plot & co.
         try:
@@ -45,15 +47,20 @@ def _render(draw: Callable[..., object], values: dict, out: widgets.Output) -> N
             figures = [plt.figure(n) for n in plt.get_fignums() if n not in before]
             if isinstance(returned, Figure) and returned not in figures:
                 figures.append(returned)
-            figures = [f for f in figures if f is not canvas or f.axes]
-            outputs = []
-            if printed.getvalue():
-                outputs.append({"output_type": "stream", "name": "stdout", "text": printed.getvalue()})
-            outputs += [_figure_output(f) for f in figures]
+            outputs += [_figure_output(f) for f in figures if f is not canvas or f.axes]
+        except Exception as err:  # show the error in the widget instead of losing it in a log
+            outputs.append({
+                "output_type": "error",
+                "ename": type(err).__name__,
+                "evalue": str(err),
+                "traceback": traceback.format_exception(err),
+            })
         finally:
             for n in set(plt.get_fignums()) - before:
                 plt.close(n)
-    out.outputs = tuple(outputs)
+    if printed.getvalue():
+        outputs.insert(0, {"output_type": "stream", "name": "stdout", "text": printed.getvalue()})
+    return tuple(outputs)
 
 
 def _control(name: str, spec) -> widgets.ValueWidget:
@@ -98,7 +105,19 @@ def interactive_plot(draw: Callable[..., object], **controls) -> widgets.VBox:
     if not controls:
         raise ValueError("interactive_plot needs at least one control, e.g. interactive_plot(draw, k=(1, 20, 1)).")
     built = {name: _control(name, spec) for name, spec in controls.items()}
-    out = widgets.interactive_output(lambda **values: _render(draw, values, out), built)
+    target: list[widgets.Output] = []
+    first: list[tuple[dict, ...]] = []
+
+    def update(**values):
+        outputs = _render(draw, values)
+        if target:
+            target[0].outputs = outputs
+        else:  # interactive_output draws once before it returns its Output
+            first.append(outputs)
+
+    out = widgets.interactive_output(update, built)
+    target.append(out)
+    out.outputs = first[-1]
     return widgets.VBox([widgets.VBox(list(built.values())), out])
 
 

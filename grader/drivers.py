@@ -14,7 +14,8 @@ and imports nothing beyond numpy (and torch, lazily).
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -41,7 +41,7 @@ class SourceNotebook:
         return sum(self.tests.values()) + sum(self.manual.values())
 
     @classmethod
-    def load(cls, assignment: str, path: Path) -> "SourceNotebook":
+    def load(cls, assignment: str, path: Path) -> SourceNotebook:
         nb = nbformat.read(str(path), as_version=4)
         src = cls(assignment, Path(path))
         for cell in nb.cells:

@@ -15,8 +15,9 @@ import threading
 import types
 from typing import Any
 
-from .notebook import source_notebooks
 from course_utils.rules import parse_cell
+
+from .notebook import source_notebooks
 
 _cache: dict[str, types.ModuleType] = {}
 _lock = threading.Lock()

@@ -10,9 +10,9 @@ For every graded test cell the grader
 4. reads back plain data only, and compares it here with the reference.
 
 A worker that crashes, hangs or runs out of memory costs this exercise only.
-If the student's answer cells cannot even be executed (a cell that exits the
-interpreter, an endless loop at top level), the exercise is tried once more
-with only the cell that defines the graded name.
+If one of the student's answer cells takes the process down before the tests
+start (it exits the interpreter, crashes, or loops forever at top level), the
+exercise is tried again without that cell.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from course_utils.rules import SourceIndex
 
 from . import wire
 from .evaluate import check_case, check_rules, reference_outputs
@@ -53,6 +51,7 @@ class GradingContext:
 class WorkerRun:
     outputs: list[dict | None]
     cells_ran: bool
+    culprit: int | None  # index (among answer cells) of the cell that was running when the worker died
     cell_errors: list[str]
     status: str  # ok, timeout, killed
     message: str = ""
@@ -108,6 +107,12 @@ def run_worker(ctx: GradingContext, ex: Exercise, setup: list[str], cells: dict[
                 status = "killed"
                 message = _describe_exit(rc)
         cells_info = _read_json(jobdir / "cells.json")
+        culprit = None
+        if cells_info is None:
+            try:
+                culprit = int((jobdir / "progress").read_text()) - len(setup)
+            except (OSError, ValueError):
+                culprit = None
         outputs: list[dict | None] = []
         for i in range(len(cases)):
             f = jobdir / f"out_{i}.npz"
@@ -123,7 +128,7 @@ def run_worker(ctx: GradingContext, ex: Exercise, setup: list[str], cells: dict[
         tail = keep_output_tail(log, ctx.limits.output_kb)
         if status != "ok" and "MemoryError" in tail:
             message += f"; it ran out of memory (limit {ctx.limits.memory_mb} MB)"
-        return WorkerRun(outputs, cells_info is not None,
+        return WorkerRun(outputs, cells_info is not None, culprit,
                          list((cells_info or {}).get("errors", []))[:20], status, message, seconds)
     finally:
         shutil.rmtree(jobdir, ignore_errors=True)
@@ -164,9 +169,8 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def defining_cells(answers: dict[str, str], name: str) -> dict[str, str]:
-    """The answer cells that define ``name`` at top level."""
-    return {gid: src for gid, src in answers.items() if name in SourceIndex([src]).defs}
+# A case that raised one of these hit a sandbox limit rather than a bug.
+LIMIT_ERRORS = ("raised MemoryError", "raised BlockingIOError")
 
 
 def grade_exercise(ctx: GradingContext, assignment: str, ex: Exercise, points: float,
@@ -177,12 +181,22 @@ def grade_exercise(ctx: GradingContext, assignment: str, ex: Exercise, points: f
     cases, expected = reference_outputs(assignment, ex, ctx.device)
 
     run = run_worker(ctx, ex, setup, answers, cases, wall_s)
-    if run.status != "ok" and not run.cells_ran:
-        # Something in the answer cells took the process down before the tests
-        # started: retry with just the cell that defines this exercise.
-        own = defining_cells(answers, ex.name)
-        if own and own != answers:
-            run = run_worker(ctx, ex, setup, own, cases, wall_s)
+    cells = dict(answers)
+    excluded: list[str] = []
+    while run.status != "ok" and not run.cells_ran and len(excluded) < 3:
+        # An answer cell took the process down before the tests started (it
+        # exited, crashed or hung at top level): retry without that cell, so
+        # that it costs only the exercises that need it.
+        names = list(cells)
+        if run.culprit is None or not 0 <= run.culprit < len(names):
+            break
+        bad = names[run.culprit]
+        excluded.append(bad)
+        del cells[bad]
+        run = run_worker(ctx, ex, setup, cells, cases, wall_s)
+    if excluded:
+        note = "skipped answer cell(s) " + ", ".join(excluded) + " that stopped the Python process"
+        run.message = f"{run.message}; {note}" if run.message else note
 
     for i, (case, exp) in enumerate(zip(cases, expected)):
         got = run.outputs[i] if i < len(run.outputs) else None
@@ -192,8 +206,13 @@ def grade_exercise(ctx: GradingContext, assignment: str, ex: Exercise, points: f
             checks.append(check_case(ex, i, case, got, exp, ctx.device))
 
     passed = all(c.passed for c in checks)
+    limit_hit = next((c for c in checks if not c.passed and c.message.startswith(LIMIT_ERRORS)), None)
     if run.status != "ok":
         status = run.status
+    elif limit_hit is not None:
+        status = "killed"
+        run.message = ("stopped by a resource limit: " + limit_hit.message.removeprefix("raised ")
+                       + f" (limits: {ctx.limits.memory_mb} MB of memory, {ctx.limits.nproc} processes)")
     elif passed:
         status = "passed"
     elif any(not c.passed and c.message.startswith("raised") for c in checks):

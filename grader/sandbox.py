@@ -50,7 +50,7 @@ class Limits:
     submission_wall_s: float = 600.0  # all exercises of one submission together
 
     @classmethod
-    def parse(cls, items: list[str] | None) -> "Limits":
+    def parse(cls, items: list[str] | None) -> Limits:
         lim = cls()
         for item in items or []:
             key, _, value = item.partition("=")

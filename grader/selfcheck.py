@@ -28,10 +28,10 @@ def assignment_of(path: Path) -> str:
 
 
 def check_notebook(path: Path, sandbox: str = "auto", limits: Limits | None = None, out=print) -> int:
+    from .autograde import grade_submission
     from .evaluate import grading_device
     from .paths import solutions_dir
     from .runner import GradingContext
-    from .autograde import grade_submission
     from .sandbox import get_sandbox
 
     path = Path(path)

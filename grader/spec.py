@@ -19,8 +19,8 @@ values: the single source of truth for "right" is the reference solution.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -110,7 +110,7 @@ class ExerciseResult:
                 "checks": [c.__dict__ for c in self.checks]}
 
     @classmethod
-    def from_json(cls, d: dict) -> "ExerciseResult":
+    def from_json(cls, d: dict) -> ExerciseResult:
         return cls(d["grade_id"], d["status"], float(d["score"]), float(d["max_score"]),
                    [CheckResult(**c) for c in d.get("checks", [])], d.get("message", ""))
 

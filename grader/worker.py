@@ -95,6 +95,9 @@ def main(jobdir: str) -> int:
     names = job.get("cell_names") or []
     for i, src in enumerate(job["setup"] + job["cells"]):
         label = names[i] if i < len(names) else f"cell {i}"
+        # Say which cell runs now: if it takes the process down, the grader
+        # retries without it.
+        (job_path / "progress").write_text(str(i))
         try:
             code = compile(_transform(src), f"<{label}>", "exec")
             exec(code, ns)

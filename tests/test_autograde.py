@@ -7,7 +7,6 @@ side; each test then checks one property of the results.
 import csv
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 

@@ -6,8 +6,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from course_utils.checks import (SelfCheckError, check_close, check_dtype, check_equal, check_no_loops,
-                                 check_not_using, check_shape, compare)
+from course_utils.checks import (
+    SelfCheckError,
+    check_close,
+    check_dtype,
+    check_equal,
+    check_no_loops,
+    check_not_using,
+    check_shape,
+    compare,
+)
 
 
 def test_close_message_names_everything():

@@ -1,7 +1,6 @@
 """`python -m grader release`: the student notebooks are generated from the sources."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
