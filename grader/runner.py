@@ -209,6 +209,8 @@ def grade_exercise(ctx: GradingContext, assignment: str, ex: Exercise, points: f
     limit_hit = next((c for c in checks if not c.passed and c.message.startswith(LIMIT_ERRORS)), None)
     if run.status != "ok":
         status = run.status
+    elif excluded and not passed:
+        status = "killed"  # its own answer cell took the process down
     elif limit_hit is not None:
         status = "killed"
         run.message = ("stopped by a resource limit: " + limit_hit.message.removeprefix("raised ")

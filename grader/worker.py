@@ -45,17 +45,26 @@ class _Capped:
         return getattr(self._stream, name)
 
 
+class _Events:
+    def register(self, *args, **kwargs):
+        return None
+
+    unregister = register
+
+
 class _Shell:
-    """Enough of ``get_ipython()`` for cells that use a line magic."""
+    """Enough of ``get_ipython()`` for answer cells that use magics or hooks.
 
-    def run_line_magic(self, *args, **kwargs):
-        return None
+    Hooks a cell registers here change nothing: the worker does not decide
+    scores, it only reports what the student's functions return.
+    """
 
-    def run_cell_magic(self, *args, **kwargs):
-        return None
-
-    def system(self, *args, **kwargs):
-        return None
+    def __init__(self, ns: dict):
+        self.user_ns = ns
+        self.ast_transformers: list = []
+        self.input_transformers_cleanup: list = []
+        self.input_transformers_post: list = []
+        self.events = _Events()
 
     def __getattr__(self, name):
         return lambda *a, **k: None
@@ -90,7 +99,9 @@ def main(jobdir: str) -> int:
     from grader import drivers, wire
 
     sys.stdout, sys.stderr = _Capped(sys.stdout), _Capped(sys.stderr)
-    ns: dict = {"__name__": "__main__", "get_ipython": lambda: _Shell()}
+    ns: dict = {"__name__": "__main__"}
+    shell = _Shell(ns)
+    ns["get_ipython"] = lambda: shell
     cell_errors = []
     names = job.get("cell_names") or []
     for i, src in enumerate(job["setup"] + job["cells"]):
