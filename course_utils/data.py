@@ -60,11 +60,28 @@ DATA_DIR_ENV_VAR = "COURSE_DATA_DIR"
 MIRROR_ENV_VAR = "COURSE_DATA_MIRROR"
 
 CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 
@@ -89,23 +106,35 @@ _MNIST_SOURCES = {
         "title": "MNIST",
         "folder": "mnist",
         "url": "https://ossci-datasets.s3.amazonaws.com/mnist/",
-        "md5": dict(zip(_MNIST_FILES, (
-            "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-            "d53e105ee54ea40749a09fcbcd1e9432",
-            "9fb629c4189551a2d022fa330f9573f3",
-            "ec29112dd5afa0611ce80d1b7f02629c",
-        ), strict=True)),
+        "md5": dict(
+            zip(
+                _MNIST_FILES,
+                (
+                    "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                    "d53e105ee54ea40749a09fcbcd1e9432",
+                    "9fb629c4189551a2d022fa330f9573f3",
+                    "ec29112dd5afa0611ce80d1b7f02629c",
+                ),
+                strict=True,
+            )
+        ),
     },
     "fashion": {
         "title": "Fashion-MNIST",
         "folder": "fashion-mnist",
         "url": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-        "md5": dict(zip(_MNIST_FILES, (
-            "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-            "25c81989df183df01b3e8a0aad5dffbe",
-            "bef4ecab320f06d8554ea6380940ec79",
-            "bb300cfdad3c16e7a12a480ee83cd310",
-        ), strict=True)),
+        "md5": dict(
+            zip(
+                _MNIST_FILES,
+                (
+                    "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                    "25c81989df183df01b3e8a0aad5dffbe",
+                    "bef4ecab320f06d8554ea6380940ec79",
+                    "bb300cfdad3c16e7a12a480ee83cd310",
+                ),
+                strict=True,
+            )
+        ),
     },
 }
 
@@ -246,8 +275,11 @@ def _corrupt(title: str, path: Path, problem: str) -> DatasetCorrupt:
 def _parse_cifar_batch(raw: bytes, name: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Records of 1 label byte + 3072 pixel bytes (C, H, W) -> images (N, H, W, C), labels (N,)."""
     if len(raw) % _CIFAR10_RECORD:
-        raise _corrupt("CIFAR-10", path, f"{name} holds {len(raw)} bytes, not a multiple of the "
-                                         f"{_CIFAR10_RECORD}-byte record size")
+        raise _corrupt(
+            "CIFAR-10",
+            path,
+            f"{name} holds {len(raw)} bytes, not a multiple of the {_CIFAR10_RECORD}-byte record size",
+        )
     records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, _CIFAR10_RECORD)
     labels = records[:, 0].astype(np.int64)
     if labels.size and labels.max() >= len(CIFAR10_CLASSES):
@@ -256,28 +288,43 @@ def _parse_cifar_batch(raw: bytes, name: str, path: Path) -> tuple[np.ndarray, n
     return np.ascontiguousarray(images.transpose(0, 2, 3, 1)), labels  # (N, H, W, C)
 
 
-def _read_cifar_archive(path: Path, wanted: dict[str, int | None]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Read the wanted batches (name -> number of records, None for all) in one pass over the archive."""
-    members = {_CIFAR10_MEMBER.format(name): name for name in wanted}
-    batches = {}
+def _read_cifar_archive(
+    path: Path, num_train: int | None, num_test: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read the first num_train training and num_test test records (None: all) in one pass."""
+    names = {_CIFAR10_MEMBER.format(n): n for n in (*_CIFAR10_TRAIN_BATCHES, "test_batch")}
+    train: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    test = None
+    train_left = num_train
     try:
         with tarfile.open(path, mode="r|gz") as tar:  # a stream: one pass, nothing extracted
             for member in tar:
-                name = members.get(member.name)
-                if name is None or not member.isfile():
+                name = names.get(member.name)
+                if name is None or not member.isfile() or (name != "test_batch" and train_left == 0):
                     continue
-                limit = wanted[name]
+                limit = num_test if name == "test_batch" else train_left
                 stream = tar.extractfile(member)
                 raw = stream.read() if limit is None else stream.read(limit * _CIFAR10_RECORD)
-                batches[name] = _parse_cifar_batch(raw, member.name, path)
-                if len(batches) == len(wanted):
+                batch = _parse_cifar_batch(raw, member.name, path)
+                if name == "test_batch":
+                    test = batch
+                else:
+                    train[name] = batch
+                    if train_left is not None:
+                        train_left -= len(batch[1])
+                if test is not None and (train_left == 0 or len(train) == len(_CIFAR10_TRAIN_BATCHES)):
                     break
     except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
         raise _corrupt("CIFAR-10", path, f"cannot read the archive: {err}") from err
-    missing = sorted(_CIFAR10_MEMBER.format(n) for n in wanted if n not in batches)
+    missing = [] if test is not None else [_CIFAR10_MEMBER.format("test_batch")]
+    if train_left != 0:
+        missing += [_CIFAR10_MEMBER.format(n) for n in _CIFAR10_TRAIN_BATCHES if n not in train]
     if missing:
         raise _corrupt("CIFAR-10", path, f"the archive lacks {', '.join(missing)}")
-    return batches
+    ordered = [train[n] for n in _CIFAR10_TRAIN_BATCHES if n in train]
+    X_train = np.concatenate([images for images, _ in ordered])[:num_train]
+    y_train = np.concatenate([labels for _, labels in ordered])[:num_train]
+    return X_train, y_train, test[0], test[1]
 
 
 def _check_count(name: str, value: int | None, maximum: int) -> None:
@@ -320,21 +367,7 @@ def load_cifar10(
     folder = Path(root).expanduser() if root is not None else data_dir() / _CIFAR10_FOLDER
     source = _source_url(_CIFAR10_URL.rsplit("/", 1)[0], _CIFAR10_FOLDER, _CIFAR10_ARCHIVE, url)
     path = _fetch("CIFAR-10", source, folder / _CIFAR10_ARCHIVE, known_hash or _CIFAR10_MD5, progressbar)
-
-    wanted: dict[str, int | None] = {"test_batch": num_test}
-    remaining = num_train
-    for name in _CIFAR10_TRAIN_BATCHES:  # 10000 images per batch; stop once num_train are read
-        wanted[name] = remaining
-        if remaining is not None:
-            remaining -= min(remaining, 10000)
-            if remaining == 0:
-                break
-    batches = _read_cifar_archive(path, wanted)
-    train = [batches[n] for n in _CIFAR10_TRAIN_BATCHES if n in batches]
-    X_train = np.concatenate([images for images, _ in train])[:num_train]
-    y_train = np.concatenate([labels for _, labels in train])[:num_train]
-    X_test, y_test = batches["test_batch"]
-    return X_train, y_train, X_test, y_test
+    return _read_cifar_archive(path, num_train, num_test)
 
 
 # --------------------------------------------------------------------------- MNIST
@@ -353,12 +386,19 @@ def _read_idx(path: Path, title: str, ndim: int) -> np.ndarray:
         raise _corrupt(title, path, f"only {len(data)} bytes, shorter than the IDX header")
     magic = int.from_bytes(data[:4], "big")
     if magic != expected_magic:
-        raise _corrupt(title, path, f"magic number {magic:#010x}, expected {expected_magic:#010x} "
-                                    f"(unsigned bytes, {ndim} dimension(s))")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+        raise _corrupt(
+            title,
+            path,
+            f"magic number {magic:#010x}, expected {expected_magic:#010x} "
+            f"(unsigned bytes, {ndim} dimension(s))",
+        )
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if len(data) - header != int(np.prod(shape)):
-        raise _corrupt(title, path, f"header says shape {shape} ({int(np.prod(shape))} bytes) but "
-                                    f"{len(data) - header} bytes follow")
+        raise _corrupt(
+            title,
+            path,
+            f"header says shape {shape} ({int(np.prod(shape))} bytes) but {len(data) - header} bytes follow",
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -395,8 +435,10 @@ def load_mnist(
     hashes = {**source["md5"], **(known_hashes or {})}
     unknown = set(hashes) - set(_MNIST_FILES)
     if unknown:
-        raise ValueError(f"known_hashes has unknown file name(s) {sorted(unknown)}; "
-                         f"the files are {', '.join(_MNIST_FILES)}.")
+        raise ValueError(
+            f"known_hashes has unknown file name(s) {sorted(unknown)}; "
+            f"the files are {', '.join(_MNIST_FILES)}."
+        )
     base = url.rstrip("/") + "/" if url else None
     arrays = []
     for fname in _MNIST_FILES:
@@ -406,8 +448,7 @@ def load_mnist(
     X_train, y_train, X_test, y_test = arrays
     for split, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):
         if len(X) != len(y):
-            raise _corrupt(title, data_dir() / folder,
-                           f"{len(X)} {split} images but {len(y)} {split} labels")
+            raise _corrupt(title, data_dir() / folder, f"{len(X)} {split} images but {len(y)} {split} labels")
     return X_train, y_train.astype(np.int64), X_test, y_test.astype(np.int64)
 
 
@@ -482,8 +523,10 @@ def train_val_test_split(
         if not 0 <= frac < 1:
             raise ValueError(f"{name} must be in [0, 1), got {frac}.")
     if val_fraction + test_fraction >= 1:
-        raise ValueError(f"val_fraction + test_fraction = {val_fraction + test_fraction} leaves no "
-                         f"training data; make their sum smaller than 1.")
+        raise ValueError(
+            f"val_fraction + test_fraction = {val_fraction + test_fraction} leaves no "
+            f"training data; make their sum smaller than 1."
+        )
     seed = _random_state(rng)
     if seed is None:
         seed = int(np.random.randint(2**31 - 1))
@@ -500,9 +543,29 @@ def train_val_test_split(
 
 
 _PHOTOS = (
-    "astronaut", "brick", "camera", "cat", "cell", "checkerboard", "chelsea", "clock", "coffee",
-    "coins", "colorwheel", "grass", "gravel", "horse", "hubble_deep_field", "immunohistochemistry",
-    "logo", "microaneurysms", "moon", "page", "retina", "rocket", "text",
+    "astronaut",
+    "brick",
+    "camera",
+    "cat",
+    "cell",
+    "checkerboard",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "colorwheel",
+    "grass",
+    "gravel",
+    "horse",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "logo",
+    "microaneurysms",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
 )
 
 
@@ -563,8 +626,10 @@ def make_toy_classes(
     if kind not in _TOY_KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(_TOY_KINDS)}.")
     if kind in ("moons", "circles") and num_classes != 2:
-        raise ValueError(f"kind={kind!r} has exactly 2 classes; call make_toy_classes(kind={kind!r}, "
-                         f"num_classes=2) or use kind='blobs' or 'spiral' for {num_classes}.")
+        raise ValueError(
+            f"kind={kind!r} has exactly 2 classes; call make_toy_classes(kind={kind!r}, "
+            f"num_classes=2) or use kind='blobs' or 'spiral' for {num_classes}."
+        )
     if n_per_class < 1 or num_classes < 1:
         raise ValueError(f"n_per_class and num_classes must be positive, got {n_per_class}, {num_classes}.")
     noise = _TOY_NOISE[kind] if noise is None else float(noise)
@@ -578,21 +643,28 @@ def make_toy_classes(
         theta = theta + gen.normal(scale=noise, size=theta.shape)
         X = np.c_[radius * np.sin(theta), radius * np.cos(theta)]  # (N, 2)
     elif kind == "blobs":
-        X, y = datasets.make_blobs(n_samples=[n_per_class] * num_classes, n_features=2,
-                                   cluster_std=noise, random_state=seed,
-                                   centers=_blob_centres(num_classes, seed))
+        X, y = datasets.make_blobs(
+            n_samples=[n_per_class] * num_classes,
+            n_features=2,
+            cluster_std=noise,
+            random_state=seed,
+            centers=_blob_centres(num_classes, seed),
+        )
     elif kind == "moons":
         X, y = datasets.make_moons(n_samples=(n_per_class, n_per_class), noise=noise, random_state=seed)
     else:
-        X, y = datasets.make_circles(n_samples=(n_per_class, n_per_class), noise=noise, factor=0.5,
-                                     random_state=seed)
+        X, y = datasets.make_circles(
+            n_samples=(n_per_class, n_per_class), noise=noise, factor=0.5, random_state=seed
+        )
     order = np.argsort(y, kind="stable")
     return np.asarray(X, dtype=np.float64)[order], np.asarray(y, dtype=np.int64)[order]
 
 
 def _blob_centres(num_classes: int, seed: int) -> np.ndarray:
     """Centres spread on a circle (radius grows with C) so blobs overlap only a little."""
-    angle = np.random.default_rng(seed).uniform(0, 2 * np.pi) + 2 * np.pi * np.arange(num_classes) / num_classes
+    angle = (
+        np.random.default_rng(seed).uniform(0, 2 * np.pi) + 2 * np.pi * np.arange(num_classes) / num_classes
+    )
     radius = 3.0 + 0.5 * num_classes
     return np.c_[radius * np.cos(angle), radius * np.sin(angle)]  # (C, 2)
 

@@ -41,11 +41,15 @@ __all__ = [
 
 def _check_input(x, name: str = "x") -> None:
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array (it is perturbed in place), got {type(x).__name__}; "
-                        f"wrap it with np.array({name}, dtype=np.float64).")
+        raise TypeError(
+            f"{name} must be a numpy array (it is perturbed in place), got {type(x).__name__}; "
+            f"wrap it with np.array({name}, dtype=np.float64)."
+        )
     if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"{name} has dtype {x.dtype}, so x + h would be truncated; "
-                        f"convert it with {name}.astype(np.float64).")
+        raise TypeError(
+            f"{name} has dtype {x.dtype}, so x + h would be truncated; "
+            f"convert it with {name}.astype(np.float64)."
+        )
     if x.dtype != np.float64:
         warnings.warn(
             f"{name} has dtype {x.dtype}: its precision is too low for numerical gradients with "
@@ -57,8 +61,10 @@ def _check_input(x, name: str = "x") -> None:
 def _scalar(value, where: str) -> float:
     arr = np.asarray(value)
     if arr.size != 1:
-        raise ValueError(f"f must return a scalar (e.g. the loss), but returned shape {arr.shape} {where}; "
-                         f"use numerical_gradient_array for functions that return arrays.")
+        raise ValueError(
+            f"f must return a scalar (e.g. the loss), but returned shape {arr.shape} {where}; "
+            f"use numerical_gradient_array for functions that return arrays."
+        )
     return float(arr.reshape(()))
 
 
@@ -116,8 +122,10 @@ def numerical_gradient_array(
         finally:
             x[ix] = old
         if f_plus.shape != df.shape:
-            raise ValueError(f"df has shape {df.shape} but f(x) has shape {f_plus.shape}; "
-                             f"df must be the upstream gradient of f's output, same shape.")
+            raise ValueError(
+                f"df has shape {df.shape} but f(x) has shape {f_plus.shape}; "
+                f"df must be the upstream gradient of f's output, same shape."
+            )
         grad[ix] = np.sum((f_plus - f_minus) * df) / (2 * h)
     return grad
 
@@ -156,8 +164,10 @@ def interpret_rel_error(err: float) -> str:
     if err > 1e-4:
         return f"relative error {err:.2e} in (1e-4, 1e-2]: uncomfortable, look for a bug."
     if err > 1e-7:
-        return (f"relative error {err:.2e} in (1e-7, 1e-4]: okay for objectives with kinks (ReLU, max, "
-                f"hinge loss); too high without kinks (tanh, softmax).")
+        return (
+            f"relative error {err:.2e} in (1e-7, 1e-4]: okay for objectives with kinks (ReLU, max, "
+            f"hinge loss); too high without kinks (tanh, softmax)."
+        )
     return f"relative error {err:.2e} <= 1e-7: good."
 
 
@@ -188,8 +198,10 @@ def grad_check_sparse(
     _check_input(x)
     analytic_grad = np.asarray(analytic_grad, dtype=np.float64)
     if analytic_grad.shape != x.shape:
-        raise ValueError(f"analytic_grad has shape {analytic_grad.shape} but x has shape {x.shape}; "
-                         f"the gradient must have the shape of what it differentiates.")
+        raise ValueError(
+            f"analytic_grad has shape {analytic_grad.shape} but x has shape {x.shape}; "
+            f"the gradient must have the shape of what it differentiates."
+        )
     if x.size == 0:
         raise ValueError("x is empty; there is nothing to check.")
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -209,5 +221,7 @@ def grad_check_sparse(
         err = rel_error(numerical, analytic)
         errors.append(err)
         if verbose:
-            print(f"x{list(ix)}: numerical: {numerical: .6e} analytic: {analytic: .6e}, relative error: {err:.2e}")
+            print(
+                f"x{list(ix)}: numerical: {numerical: .6e} analytic: {analytic: .6e}, relative error: {err:.2e}"
+            )
     return errors

@@ -150,8 +150,9 @@ def show_images(
     nrows = max(1, -(-n // ncols))
     grey_range = {"vmin": 0, "vmax": 255} if x.dtype == np.uint8 else {}
     with _style():
-        fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.5 * nrows + (0.4 if title else 0)),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(1.4 * ncols, 1.5 * nrows + (0.4 if title else 0)), squeeze=False
+        )
         for i, ax in enumerate(axes.flat):
             ax.axis("off")
             if i >= n:
@@ -244,19 +245,33 @@ def plot_decision_boundary(
     if Z.ndim == 2:
         Z = Z.argmax(axis=1)
     if Z.shape != (len(grid),):
-        raise ValueError(f"predict returned shape {Z.shape} for {len(grid)} points; it must return "
-                         f"one label per point, shape ({len(grid)},).")
+        raise ValueError(
+            f"predict returned shape {Z.shape} for {len(grid)} points; it must return "
+            f"one label per point, shape ({len(grid)},)."
+        )
     Z = Z.astype(np.int64).reshape(xx.shape)  # (resolution, resolution)
     num_classes = int(max(y.max(), Z.max())) + 1
-    colours = ListedColormap(plt.get_cmap("tab10").colors[: max(num_classes, 1)]) if num_classes <= 10 \
+    colours = (
+        ListedColormap(plt.get_cmap("tab10").colors[: max(num_classes, 1)])
+        if num_classes <= 10
         else plt.get_cmap("tab20", num_classes)
+    )
     with _style():
         if ax is None:
             fig, ax = plt.subplots(figsize=(5, 4.5))
         fig = ax.figure
         ax.contourf(xx, yy, Z, levels=np.arange(num_classes + 1) - 0.5, cmap=colours, alpha=0.3)
-        ax.scatter(X[:, 0], X[:, 1], c=y, cmap=colours, vmin=-0.5, vmax=num_classes - 0.5,
-                   s=18, edgecolors="0.15", linewidths=0.5)
+        ax.scatter(
+            X[:, 0],
+            X[:, 1],
+            c=y,
+            cmap=colours,
+            vmin=-0.5,
+            vmax=num_classes - 0.5,
+            s=18,
+            edgecolors="0.15",
+            linewidths=0.5,
+        )
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
         if title:
@@ -297,10 +312,16 @@ def plot_cross_validation(
         fig, ax = plt.subplots(figsize=(6, 4))
         for x, s in zip(xs, scores, strict=True):
             ax.scatter(np.full(len(s), x), s, color="tab:blue", alpha=0.5, s=14)
-        ax.errorbar(xs, means, yerr=stds, color="tab:orange", capsize=3, marker="o", ms=4,
-                    label="mean ± std")
-        ax.scatter([xs[best]], [means[best]], marker="*", s=250, color="tab:red", zorder=3,
-                   label=f"best {xlabel} = {keys[best]:g} ({means[best]:.3g})")
+        ax.errorbar(xs, means, yerr=stds, color="tab:orange", capsize=3, marker="o", ms=4, label="mean ± std")
+        ax.scatter(
+            [xs[best]],
+            [means[best]],
+            marker="*",
+            s=250,
+            color="tab:red",
+            zorder=3,
+            label=f"best {xlabel} = {keys[best]:g} ({means[best]:.3g})",
+        )
         if logx:
             ax.set_xscale("log")
         ax.set_xlabel(xlabel)
@@ -348,8 +369,9 @@ def plot_timings(
     with _style():
         fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(names) + 1), 4))
         bars = ax.bar(names, medians, yerr=[low, high], capsize=4, color=plt.get_cmap("tab10").colors)
-        labels = [f"{_format_seconds(m)}\n×{slowest / m:.3g}" if m > 0 else _format_seconds(m)
-                  for m in medians]
+        labels = [
+            f"{_format_seconds(m)}\n×{slowest / m:.3g}" if m > 0 else _format_seconds(m) for m in medians
+        ]
         ax.bar_label(bars, labels=labels, fontsize=8, padding=2)
         if logy:
             ax.set_yscale("log")

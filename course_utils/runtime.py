@@ -12,20 +12,27 @@ from __future__ import annotations
 import os
 import platform
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_ENV_VAR = "COURSE_DEVICE"
 DEVICE_CHOICES = ("cuda", "mps", "cpu")
 
 
 def _mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
 
 def _available(kind: str) -> bool:
+    import torch
+
     if kind == "cuda":
         return torch.cuda.is_available()
     if kind == "mps":
@@ -35,6 +42,8 @@ def _available(kind: str) -> bool:
 
 def _resolve(choice: str, source: str) -> torch.device:
     """Turn a user choice such as "cuda", "cuda:1" or "cpu" into a device, or explain why not."""
+    import torch
+
     name = choice.strip().lower()
     kind = name.split(":", 1)[0]
     if kind not in DEVICE_CHOICES:
@@ -75,6 +84,8 @@ def device(prefer: str | None = None) -> torch.device:
 
     Raises ValueError when the requested device is unknown or not available here.
     """
+    import torch
+
     if prefer is not None:
         return _resolve(prefer, "prefer")
     env = os.environ.get(DEVICE_ENV_VAR, "").strip()
@@ -98,6 +109,8 @@ def seed_everything(seed: int = 0) -> np.random.Generator:
     Returns:
     - rng: np.random.Generator seeded with `seed`.
     """
+    import torch
+
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}; e.g. seed_everything(0).")
     seed = int(seed)
@@ -117,6 +130,8 @@ def describe_environment() -> str:
     Returns:
     - a string such as "Python 3.11.9 | numpy 2.1.0 | torch 2.5.0 | device cpu".
     """
+    import torch
+
     dev = device()
     extra = ""
     if dev.type == "cuda":

@@ -28,8 +28,7 @@ def _figure_output(fig: Figure) -> dict:
     fig.savefig(buffer, format="png", bbox_inches="tight")
     return {
         "output_type": "display_data",
-        "data": {"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"),
-                 "text/plain": repr(fig)},
+        "data": {"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"), "text/plain": repr(fig)},
         "metadata": {},
     }
 
@@ -49,12 +48,14 @@ def _render(draw: Callable[..., object], values: dict) -> tuple[dict, ...]:
                 figures.append(returned)
             outputs += [_figure_output(f) for f in figures if f is not canvas or f.axes]
         except Exception as err:  # show the error in the widget instead of losing it in a log
-            outputs.append({
-                "output_type": "error",
-                "ename": type(err).__name__,
-                "evalue": str(err),
-                "traceback": traceback.format_exception(err),
-            })
+            outputs.append(
+                {
+                    "output_type": "error",
+                    "ename": type(err).__name__,
+                    "evalue": str(err),
+                    "traceback": traceback.format_exception(err),
+                }
+            )
         finally:
             for n in set(plt.get_fignums()) - before:
                 plt.close(n)
@@ -74,8 +75,9 @@ def _control(name: str, spec) -> widgets.ValueWidget:
         lo, hi = spec[0], spec[1]
         if all(isinstance(v, int) for v in spec):
             step = spec[2] if len(spec) == 3 else 1
-            return widgets.IntSlider(min=lo, max=hi, step=step, value=lo + (hi - lo) // (2 * step) * step,
-                                     **common)
+            return widgets.IntSlider(
+                min=lo, max=hi, step=step, value=lo + (hi - lo) // (2 * step) * step, **common
+            )
         step = spec[2] if len(spec) == 3 else (hi - lo) / 100
         return widgets.FloatSlider(min=lo, max=hi, step=step, value=(lo + hi) / 2, **common)
     if isinstance(spec, (list, tuple)) and spec:
@@ -103,7 +105,9 @@ def interactive_plot(draw: Callable[..., object], **controls) -> widgets.VBox:
         interactive_plot(lambda lr: plt.plot(losses[lr]), lr=[1e-3, 1e-2, 1e-1])
     """
     if not controls:
-        raise ValueError("interactive_plot needs at least one control, e.g. interactive_plot(draw, k=(1, 20, 1)).")
+        raise ValueError(
+            "interactive_plot needs at least one control, e.g. interactive_plot(draw, k=(1, 20, 1))."
+        )
     built = {name: _control(name, spec) for name, spec in controls.items()}
     target: list[widgets.Output] = []
     first: list[tuple[dict, ...]] = []
@@ -146,8 +150,9 @@ def decision_boundary_widget(
     values = list(values)
     if not values:
         raise ValueError("values is empty; pass the hyperparameter values to slide over, e.g. [1, 3, 5].")
-    slider = widgets.SelectionSlider(options=values, value=values[0], description=description or name,
-                                     continuous_update=False)
+    slider = widgets.SelectionSlider(
+        options=values, value=values[0], description=description or name, continuous_update=False
+    )
     cache: dict[int, Callable] = {}
 
     def draw(value):
@@ -160,8 +165,10 @@ def decision_boundary_widget(
 
 
 def _statistics(image: np.ndarray) -> str:
-    return (f"shape {image.shape}, dtype {image.dtype}, min {image.min():.4g}, max {image.max():.4g}, "
-            f"mean {image.mean():.4g}, std {image.std():.4g}")
+    return (
+        f"shape {image.shape}, dtype {image.dtype}, min {image.min():.4g}, max {image.max():.4g}, "
+        f"mean {image.mean():.4g}, std {image.std():.4g}"
+    )
 
 
 def image_explorer(images, labels=None, class_names: Sequence[str] | None = None) -> widgets.VBox:
@@ -184,14 +191,17 @@ def image_explorer(images, labels=None, class_names: Sequence[str] | None = None
         labels = to_numpy(labels).reshape(-1)
         if len(labels) != len(shown):
             raise ValueError(f"got {len(shown)} images but {len(labels)} labels; pass one label per image.")
-    slider = widgets.IntSlider(min=0, max=len(shown) - 1, value=0, description="index",
-                               continuous_update=False)
+    slider = widgets.IntSlider(
+        min=0, max=len(shown) - 1, value=0, description="index", continuous_update=False
+    )
 
     def draw(index):
         fig, (ax_image, ax_hist) = plt.subplots(1, 2, figsize=(8, 3.5), width_ratios=(1, 1.3))
         image = shown[index]
         if image.ndim == 2:
-            ax_image.imshow(image, cmap="gray", **({"vmin": 0, "vmax": 255} if image.dtype == np.uint8 else {}))
+            ax_image.imshow(
+                image, cmap="gray", **({"vmin": 0, "vmax": 255} if image.dtype == np.uint8 else {})
+            )
         else:
             ax_image.imshow(image)
         ax_image.axis("off")
@@ -200,8 +210,9 @@ def image_explorer(images, labels=None, class_names: Sequence[str] | None = None
         pixels = np.asarray(raw[index], dtype=np.float64)
         if image.ndim == 3 and pixels.ndim == 3:
             channels = pixels if pixels.shape[-1] == image.shape[-1] else np.moveaxis(pixels, 0, -1)
-            for c, colour in zip(range(channels.shape[-1]), ("tab:red", "tab:green", "tab:blue", "0.5"),
-                                 strict=False):
+            for c, colour in zip(
+                range(channels.shape[-1]), ("tab:red", "tab:green", "tab:blue", "0.5"), strict=False
+            ):
                 ax_hist.hist(channels[..., c].ravel(), bins=32, color=colour, alpha=0.5)
         else:
             ax_hist.hist(pixels.ravel(), bins=32, color="0.4")

@@ -53,9 +53,11 @@ def mirror(tmp_path):
     root = tmp_path / "mirror"
     root.mkdir()
     requests: list[str] = []
-    handler = functools.partial(type("Handler", (_QuietHandler,), {"requests": requests}), directory=str(root))
+    handler = functools.partial(
+        type("Handler", (_QuietHandler,), {"requests": requests}), directory=str(root)
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield root, f"http://127.0.0.1:{server.server_address[1]}", requests
     server.shutdown()
@@ -183,8 +185,9 @@ def test_cifar10_mirror_env_var(cifar_archive, monkeypatch, tmp_path):
 def test_cifar10_hash_mismatch_leaves_nothing(cifar_archive, cache):
     _, base, requests, _ = cifar_archive
     with pytest.raises(DatasetCorrupt, match="checksum") as info:
-        load_cifar10(url=f"{base}/cifar-10/cifar-10-binary.tar.gz", known_hash="md5:" + "0" * 32,
-                     progressbar=False)
+        load_cifar10(
+            url=f"{base}/cifar-10/cifar-10-binary.tar.gz", known_hash="md5:" + "0" * 32, progressbar=False
+        )
     assert isinstance(info.value, ValueError) and isinstance(info.value, DatasetUnavailable)
     assert requests  # it did download
     assert _files_in(cache) == []
@@ -202,7 +205,14 @@ def test_cifar10_offline_gives_a_helpful_error(closed_port_url, cache):
     with pytest.raises(DatasetUnavailable) as info:
         load_cifar10(url=url, progressbar=False)
     message = str(info.value)
-    for part in ("CIFAR-10", url, str(cache / "cifar-10"), "copy the file", "load_digits()", "synthetic_images"):
+    for part in (
+        "CIFAR-10",
+        url,
+        str(cache / "cifar-10"),
+        "copy the file",
+        "load_digits()",
+        "synthetic_images",
+    ):
         assert part in message
     assert _files_in(cache) == []
 
@@ -367,3 +377,12 @@ def test_synthetic_images_are_learnable():
     features = lambda images: np.abs(np.fft.fft2(images / 255.0, axes=(1, 2))).reshape(len(images), -1)  # noqa: E731
     model = LogisticRegression(max_iter=2000).fit(features(X), y)
     assert model.score(features(X_test), y_test) > 0.8
+
+
+def test_missing_file_on_the_server_is_unavailable(mirror, cache):
+    _, base, requests = mirror
+    with pytest.raises(DatasetUnavailable, match="404") as info:
+        load_cifar10(url=f"{base}/nothing-here.tar.gz", progressbar=False)
+    assert not isinstance(info.value, DatasetCorrupt)
+    assert requests == ["/nothing-here.tar.gz"]
+    assert _files_in(cache) == []

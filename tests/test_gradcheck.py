@@ -24,8 +24,10 @@ shapes = hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=5)
 @st.composite
 def array_pairs(draw, elements=finite):
     shape = draw(shapes)
-    return (draw(hnp.arrays(np.float64, shape, elements=elements)),
-            draw(hnp.arrays(np.float64, shape, elements=elements)))
+    return (
+        draw(hnp.arrays(np.float64, shape, elements=elements)),
+        draw(hnp.arrays(np.float64, shape, elements=elements)),
+    )
 
 
 # ----------------------------------------------------------------------------- rel_error
@@ -55,9 +57,16 @@ def test_rel_error_rejects_mismatched_shapes():
         rel_error(np.zeros(2), np.zeros(3))
 
 
-@pytest.mark.parametrize(("err", "word"), [
-    (0.5, "probably wrong"), (1e-3, "uncomfortable"), (1e-5, "kinks"), (1e-9, "good"), (np.nan, "NaN"),
-])
+@pytest.mark.parametrize(
+    ("err", "word"),
+    [
+        (0.5, "probably wrong"),
+        (1e-3, "uncomfortable"),
+        (1e-5, "kinks"),
+        (1e-9, "good"),
+        (np.nan, "NaN"),
+    ],
+)
 def test_interpret_rel_error_follows_the_thresholds(err, word):
     assert word in interpret_rel_error(err)
 
