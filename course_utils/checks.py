@@ -190,8 +190,15 @@ def check_dtype(exercise: str, actual: Any, expected: Any, *, name: str = "outpu
         ok = kind == expected or (expected == "i" and kind == "u")
         want = {"f": "a floating dtype", "i": "an integer dtype", "b": "a boolean dtype"}[expected]
     else:
-        ok = str(got) == str(expected)
-        want = str(expected)
+        def name(d):
+            text = str(d).replace("torch.", "")
+            try:
+                return np.dtype(d).name if not text.startswith("<") or isinstance(d, type) else text
+            except TypeError:
+                return text
+
+        ok = name(got) == name(expected)
+        want = name(expected)
     if not ok:
         _fail(exercise, f"{name}: expected {want}, got {got}", hint)
 

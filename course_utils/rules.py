@@ -31,6 +31,11 @@ class SourceIndex:
             for node in tree.body:
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     self.defs[node.name] = node  # later definitions win, as at run time
+                elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                    # so that a rule following a function into the names it uses
+                    # also sees `from scipy.spatial.distance import cdist` at the top
+                    for alias in node.names:
+                        self.defs[(alias.asname or alias.name).split(".")[0]] = node
                 elif isinstance(node, ast.Assign):
                     for tgt in node.targets:
                         if isinstance(tgt, ast.Name):
@@ -123,12 +128,25 @@ class Forbid:
         # linalg.norm(...)` is caught as well as `np.linalg.norm(...)`.
         full = [_canon(n) for n in self.names]
         tails = {f.split(".", 1)[1] for f in full if f.count(".") >= 2}
+        aliases: dict[str, str] = {}  # local name -> what it was imported as
+        for node in nodes:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Import):
+                    for a in sub.names:
+                        if a.asname:
+                            aliases[a.asname] = a.name
+                elif isinstance(sub, ast.ImportFrom) and sub.module:
+                    for a in sub.names:
+                        aliases[a.asname or a.name] = f"{sub.module}.{a.name}"
         for node in nodes:
             for sub in ast.walk(node):
                 hit = None
                 if isinstance(sub, (ast.Attribute, ast.Name)):
                     d = _dotted(sub)
                     if d:
+                        head, _, rest = d.partition(".")
+                        if head in aliases:
+                            d = aliases[head] + ("." + rest if rest else "")
                         d = _canon(d)
                         hit = next((f for f in full if d == f or d.startswith(f + ".")), None)
                         hit = hit or next((t for t in tails if d == t or d.endswith("." + t)), None)

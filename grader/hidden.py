@@ -41,7 +41,7 @@ def _cell_sources(namespace: dict) -> list[str]:
     return out
 
 
-def run_hidden_tests(assignment: str, grade_id: str, namespace: dict) -> list:
+def run_hidden_tests(assignment: str, grade_id: str, namespace: dict) -> None:
     """Check ``namespace``'s implementation of exercise ``grade_id``; raise on failure."""
     ex = exercises(assignment)[grade_id]
     device = grading_device()
@@ -67,4 +67,3 @@ def run_hidden_tests(assignment: str, grade_id: str, namespace: dict) -> list:
             lines.append(f"  hint: {ex.hint}")
         raise HiddenTestFailure("\n".join(lines))
     print(f"{ex.name}: all {len(results)} hidden checks passed")
-    return results

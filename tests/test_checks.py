@@ -84,3 +84,13 @@ def test_compare_catches_any_perturbation(a, delta):
     b = a.copy()
     b.flat[-1] += delta * (1 + abs(b.flat[-1]))
     assert compare(b, a) is not None
+
+
+def test_check_dtype_accepts_dtype_objects_and_names():
+    import torch
+
+    check_dtype("f", np.zeros(2), np.float64)
+    check_dtype("f", np.zeros(2), "float64")
+    check_dtype("f", torch.zeros(2, dtype=torch.float32), torch.float32)
+    with pytest.raises(SelfCheckError, match="expected float32, got float64"):
+        check_dtype("f", np.zeros(2), np.float32)

@@ -56,3 +56,10 @@ def test_forbid_accepts_allowed_code():
 def test_magics_do_not_break_parsing():
     src = "%timeit 1\ndef f(X, Y):\n    return X\n"
     assert NoLoops().check(SourceIndex([src]), "f") is None
+
+
+def test_forbid_follows_names_imported_at_the_top_of_the_cell():
+    src = "from scipy.spatial.distance import cdist\n\ndef f(X, Y):\n    return cdist(X, Y)\n"
+    assert Forbid(("scipy",)).check(SourceIndex([src]), "f")
+    src = "import numpy.linalg as la\n\ndef f(X, Y):\n    return la.norm(X - Y)\n"
+    assert Forbid(("np.linalg.norm",)).check(SourceIndex([src]), "f")
