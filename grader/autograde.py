@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .notebook import NotebookProblem, SourceNotebook, read_submission, source_notebooks
-from .runner import GradingContext, grade_exercise
+from .runner import GradingContext, grade_exercises
 from .sandbox import Limits, get_sandbox
 from .spec import ExerciseResult
 from .specs import exercises
@@ -133,23 +133,21 @@ def grade_submission(ctx: GradingContext, sub: Submission) -> dict:
                 reason += f"; found {', '.join(extra)} instead: keep the notebook's original file name"
             nb["problem"] = reason
             problem_status = "missing" if not path.exists() else "error"
+        graded: dict[str, ExerciseResult] = {}
+        if not problem_status:
+            budget = ctx.limits.submission_wall_s - (time.monotonic() - t0)
+            try:
+                graded = grade_exercises(ctx, sub.assignment, [(specs[g], p) for g, p in src.tests.items()],
+                                         src.setup, answers, budget_s=max(1.0, budget))
+            except Exception as exc:  # a grader fault must not sink the batch
+                graded = {g: ExerciseResult(g, "error", 0.0, p, [],
+                                            f"internal grader error: {type(exc).__name__}: {exc}")
+                          for g, p in src.tests.items()}
         for gid in src.order:
             if gid in src.tests:
                 pts = src.tests[gid]
-                if problem_status:
-                    res = ExerciseResult(gid, problem_status, 0.0, pts, [], nb["problem"])
-                else:
-                    budget = ctx.limits.submission_wall_s - (time.monotonic() - t0)
-                    if budget <= 1:
-                        res = ExerciseResult(gid, "timeout", 0.0, pts, [],
-                                             "the submission used up its total time budget")
-                    else:
-                        try:
-                            res = grade_exercise(ctx, sub.assignment, specs[gid], pts, src.setup,
-                                                 answers, wall_s=min(ctx.limits.wall_s, budget))
-                        except Exception as exc:  # a grader fault must not sink the batch
-                            res = ExerciseResult(gid, "error", 0.0, pts, [],
-                                                 f"internal grader error: {type(exc).__name__}: {exc}")
+                res = graded.get(gid) or ExerciseResult(gid, problem_status or "error", 0.0, pts, [],
+                                                        nb["problem"] or "")
                 cell = res.to_json()
                 cell["kind"] = "auto"
             elif gid in src.manual:
@@ -317,6 +315,9 @@ def autograde(submissions: Path, out: Path, *, assignments: list[str] | None = N
     else:
         run_local(todo, workers, on_result)
     write_csvs(out, records)
+    from .exports import write_exports
+
+    write_exports(out, records, log=log)  # LMS CSV, per-exercise table, pass rates
     for rec in records:
         write_feedback(out, rec)
     record_in_gradebook(db_url or f"sqlite:///{(out / 'gradebook.db').resolve()}", records)

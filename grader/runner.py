@@ -1,18 +1,22 @@
-"""Scoring one exercise with the student's code isolated in a worker process.
+"""Scoring a notebook's exercises with the student's code isolated in sandboxed workers.
 
-For every graded test cell the grader
+For a submitted notebook the grader
 
-1. checks the static rules on the student's answer cells (here, trusted);
+1. checks every exercise's static rules on the student's answer cells (here,
+   in the trusted process);
 2. writes the hidden cases' inputs as ``.npz`` into a fresh job folder;
 3. starts a worker (:mod:`grader.worker`) inside the sandbox, with hard
    limits, that runs the notebook's setup cells (from the instructor's copy)
-   and the student's answer cells, then the driver on every case;
+   and the student's answer cells once, then each exercise's cases in turn;
 4. reads back plain data only, and compares it here with the reference.
 
-A worker that crashes, hangs or runs out of memory costs this exercise only.
-If one of the student's answer cells takes the process down before the tests
-start (it exits the interpreter, crashes, or loops forever at top level), the
-exercise is tried again without that cell.
+The grader watches the worker's progress and times each exercise on its own.
+An exercise that runs past its time limit is stopped and scored ``timeout``,
+and the remaining exercises continue in a fresh worker.  An exercise during
+which the worker dies (``os._exit``, a segfault, memory) is graded once more in
+a worker of its own, so that only the exercise that really crashes loses its
+points.  If an answer cell takes the process down before the tests start, the
+exercises are run again without that cell.
 """
 
 from __future__ import annotations
@@ -30,7 +34,11 @@ from pathlib import Path
 from . import wire
 from .evaluate import check_case, check_rules, reference_outputs
 from .sandbox import Limits, Sandbox, keep_output_tail, worker_argv
-from .spec import CheckResult, Exercise, ExerciseResult
+from .spec import Case, CheckResult, Exercise, ExerciseResult
+
+# A case that raised one of these hit a sandbox limit rather than a bug.
+LIMIT_ERRORS = ("raised MemoryError", "raised BlockingIOError")
+POLL_S = 0.02
 
 
 @dataclass
@@ -43,19 +51,33 @@ class GradingContext:
     def new_jobdir(self, tag: str) -> Path:
         root = self.workroot or Path(tempfile.gettempdir())
         d = Path(tempfile.mkdtemp(prefix=f"job-{tag}-", dir=root))
-        os.chmod(d, 0o777)  # the sandbox user (nobody) writes its outputs here
+        os.chmod(d, 0o777)  # the sandbox's unprivileged user writes its outputs here
         return d
 
 
 @dataclass
-class WorkerRun:
+class Task:
+    """One exercise to run in a worker, with its hidden cases."""
+
+    ex: Exercise
+    cases: list[Case]
+    wall_s: float
+
+
+@dataclass
+class TaskRun:
+    state: str  # done, timeout, killed, not_started
     outputs: list[dict | None]
-    cells_ran: bool
-    culprit: int | None  # index (among answer cells) of the cell that was running when the worker died
-    cell_errors: list[str]
-    status: str  # ok, timeout, killed
     message: str = ""
-    seconds: float = 0.0
+
+
+@dataclass
+class WorkerRun:
+    tasks: list[TaskRun]
+    cells_ran: bool
+    culprit: int | None  # answer cell (index) that was running when the worker died in the cells
+    cell_errors: list[str]
+    message: str = ""
 
 
 def _clean_env() -> dict[str, str]:
@@ -68,74 +90,107 @@ def _clean_env() -> dict[str, str]:
     return keep
 
 
-def run_worker(ctx: GradingContext, ex: Exercise, setup: list[str], cells: dict[str, str],
-               cases: list, wall_s: float) -> WorkerRun:
-    """Run ``cells`` (grade_id -> source) and the exercise's cases in a sandboxed worker."""
-    jobdir = ctx.new_jobdir(ex.grade_id)
+def _progress(jobdir: Path) -> str:
+    try:
+        return (jobdir / "progress").read_text()
+    except OSError:
+        return ""
+
+
+def run_worker(ctx: GradingContext, tasks: list[Task], setup: list[str], cells: dict[str, str],
+               device: str) -> WorkerRun:
+    """Run ``cells`` (grade_id -> source) once, then every task, in one sandboxed worker."""
+    jobdir = ctx.new_jobdir("w")
     try:
         job = {"setup": setup, "cells": list(cells.values()),
                "cell_names": ["setup cell"] * len(setup) + [f"answer cell {g}" for g in cells],
-               "name": ex.name, "driver": ex.driver,
-               "n_cases": len(cases), "device": ctx.device if ex.uses_torch else "cpu",
-               "dtypes": [c.dtype for c in cases]}
+               "exercises": [{"grade_id": t.ex.grade_id, "name": t.ex.name, "driver": t.ex.driver,
+                              "n_cases": len(t.cases), "device": device if t.ex.uses_torch else "cpu",
+                              "dtypes": [c.dtype for c in t.cases]} for t in tasks]}
         (jobdir / "job.json").write_text(json.dumps(job))
-        for i, case in enumerate(cases):
-            wire.write(jobdir / f"case_{i}.npz", case.inputs)
+        for k, t in enumerate(tasks):
+            for i, case in enumerate(t.cases):
+                wire.write(jobdir / f"case_{k}_{i}.npz", case.inputs)
         for p in jobdir.iterdir():
             os.chmod(p, 0o644)
+        limits = ctx.limits
+        argv = ctx.sandbox.wrap(worker_argv(ctx.sandbox, jobdir), jobdir, limits)
+        cpu = Limits(**{**limits.__dict__, "cpu_s": limits.cpu_s * (len(tasks) + 1)})
         log = jobdir / "log.txt"
-        argv = ctx.sandbox.wrap(worker_argv(ctx.sandbox, jobdir), jobdir, ctx.limits)
-        t0 = time.monotonic()
-        status, message = "ok", ""
+        state, since, stopped, rc = "", time.monotonic(), None, None
         with open(log, "wb") as logf:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                     cwd=jobdir, env=_clean_env(), start_new_session=True,
-                                    preexec_fn=ctx.limits.preexec(ctx.sandbox.drops_privileges))
+                                    preexec_fn=cpu.preexec(ctx.sandbox.drops_privileges))
             try:
-                rc = proc.wait(timeout=wall_s)
-            except subprocess.TimeoutExpired:
-                rc = None
-                status, message = "timeout", f"stopped after {wall_s:.0f} s (the time limit for one exercise)"
+                while True:
+                    rc = proc.poll()
+                    now = time.monotonic()
+                    current = _progress(jobdir)
+                    if current != state:
+                        state, since = current, now
+                    if rc is not None:
+                        break
+                    if state.startswith("exercise "):
+                        limit = tasks[int(state.split()[1])].wall_s
+                    else:
+                        limit = limits.wall_s  # setting up, or running the answer cells
+                    if now - since > limit:
+                        stopped = (state, limit)
+                        break
+                    time.sleep(POLL_S)
             finally:
                 _kill_group(proc)
-        seconds = time.monotonic() - t0
-        if rc is not None and rc != 0:
-            if rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU) or (
-                    rc in (-signal.SIGKILL, 128 + signal.SIGKILL) and seconds >= ctx.limits.cpu_s * 0.9):
-                status, message = "timeout", f"used more than {ctx.limits.cpu_s:.0f} s of CPU time"
-            else:
-                status = "killed"
-                message = _describe_exit(rc)
+        final = _progress(jobdir)
+        tail = keep_output_tail(log, limits.output_kb)
         cells_info = _read_json(jobdir / "cells.json")
         culprit = None
-        if cells_info is None:
-            try:
-                culprit = int((jobdir / "progress").read_text()) - len(setup)
-            except (OSError, ValueError):
-                culprit = None
-        outputs: list[dict | None] = []
-        for i in range(len(cases)):
-            f = jobdir / f"out_{i}.npz"
-            try:
-                rec = wire.read(f, max_bytes=ctx.limits.file_mb * 2**20) if f.exists() else None
-                outputs.append(rec if isinstance(rec, dict) else None)
-            except Exception as exc:  # a malformed file is the student's problem, not ours
-                outputs.append({"ok": False, "error": f"returned data the grader cannot read ({exc})"})
-        if status == "ok" and any(o is None for o in outputs):
-            status = "killed"
+        if cells_info is None and final.startswith("cell "):
+            culprit = int(final.split()[1]) - len(setup)
+
+        running = int(final.split()[1]) if final.startswith("exercise ") else None
+        if final == "finished":
+            running = len(tasks)
+        message = ""
+        if stopped is not None:
+            message = f"stopped after {stopped[1]:.0f} s (the time limit for one exercise)"
+        elif rc not in (0, None):
+            message = _describe_exit(rc, limits)
+        elif final != "finished":
             message = ("the Python process ended before it finished (did the code call "
-                       "os._exit(), crash the interpreter, or run out of memory?)")
-        tail = keep_output_tail(log, ctx.limits.output_kb)
-        if status != "ok" and "MemoryError" in tail:
-            message += f"; it ran out of memory (limit {ctx.limits.memory_mb} MB)"
-        return WorkerRun(outputs, cells_info is not None, culprit,
-                         list((cells_info or {}).get("errors", []))[:20], status, message, seconds)
+                       "os._exit() or crash the interpreter?)")
+        if "MemoryError" in tail and message:
+            message += f"; it ran out of memory (limit {limits.memory_mb} MB)"
+        out: list[TaskRun] = []
+        for k, t in enumerate(tasks):
+            outputs = []
+            for i in range(len(t.cases)):
+                f = jobdir / f"out_{k}_{i}.npz"
+                try:
+                    rec = wire.read(f, max_bytes=limits.file_mb * 2**20) if f.exists() else None
+                    outputs.append(rec if isinstance(rec, dict) else None)
+                except Exception as exc:  # a malformed file is the student's problem, not ours
+                    outputs.append({"ok": False, "error": f"returned data the grader cannot read ({exc})"})
+            if running is not None and k < running:
+                out.append(TaskRun("done", outputs))
+            elif running == k:
+                timed_out = stopped is not None or rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU)
+                out.append(TaskRun("timeout" if timed_out else "killed", outputs, message))
+            elif cells_info is None and stopped is not None:
+                out.append(TaskRun("timeout", outputs, "the answer cells did not finish running in time"))
+            elif cells_info is None:
+                out.append(TaskRun("killed", outputs, message))
+            else:
+                out.append(TaskRun("not_started", outputs))
+        return WorkerRun(out, cells_info is not None, culprit,
+                         list((cells_info or {}).get("errors", []))[:20], message)
     finally:
         shutil.rmtree(jobdir, ignore_errors=True)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    """Kill the worker and everything it started (same session)."""
+    """Kill the worker and everything it started (same session; bwrap's pid namespace
+    takes the rest)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -146,7 +201,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def _describe_exit(rc: int) -> str:
+def _describe_exit(rc: int, limits: Limits) -> str:
     sig = -rc if rc < 0 else rc - 128 if rc > 128 else None
     if sig:
         try:
@@ -155,6 +210,8 @@ def _describe_exit(rc: int) -> str:
             name = f"signal {sig}"
         if name == "SIGSEGV":
             return "the Python process crashed (segmentation fault)"
+        if name == "SIGXCPU":
+            return f"used more than its CPU time (limit {limits.cpu_s:.0f} s per exercise)"
         if name == "SIGKILL":
             return "the Python process was killed (usually: it ran out of memory)"
         return f"the Python process was stopped by {name}"
@@ -169,62 +226,94 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-# A case that raised one of these hit a sandbox limit rather than a bug.
-LIMIT_ERRORS = ("raised MemoryError", "raised BlockingIOError")
-
-
-def grade_exercise(ctx: GradingContext, assignment: str, ex: Exercise, points: float,
-                   setup: list[str], answers: dict[str, str], *, wall_s: float | None = None) -> ExerciseResult:
-    """Score the test cell ``ex.grade_id`` (worth ``points``) for one submission."""
-    wall_s = min(wall_s or ctx.limits.wall_s, ex.timeout or ctx.limits.wall_s)
-    checks: list[CheckResult] = check_rules(ex, list(answers.values()))
-    cases, expected = reference_outputs(assignment, ex, ctx.device)
-
-    run = run_worker(ctx, ex, setup, answers, cases, wall_s)
+def _run_all(ctx: GradingContext, tasks: list[Task], setup: list[str], answers: dict[str, str],
+             deadline: float) -> tuple[dict[str, TaskRun], list[str], list[str]]:
+    """Run tasks in as few workers as possible; returns per-grade_id runs, skipped cells, cell errors."""
+    runs: dict[str, TaskRun] = {}
     cells = dict(answers)
     excluded: list[str] = []
-    while run.status != "ok" and not run.cells_ran and len(excluded) < 3:
-        # An answer cell took the process down before the tests started (it
-        # exited, crashed or hung at top level): retry without that cell, so
-        # that it costs only the exercises that need it.
-        names = list(cells)
-        if run.culprit is None or not 0 <= run.culprit < len(names):
-            break
-        bad = names[run.culprit]
-        excluded.append(bad)
-        del cells[bad]
-        run = run_worker(ctx, ex, setup, cells, cases, wall_s)
-    if excluded:
-        note = "skipped answer cell(s) " + ", ".join(excluded) + " that stopped the Python process"
-        run.message = f"{run.message}; {note}" if run.message else note
+    cell_errors: list[str] = []
+    pending = list(tasks)
+    while pending and time.monotonic() < deadline:
+        left = deadline - time.monotonic()
+        for t in pending:
+            t.wall_s = min(t.wall_s, max(1.0, left))
+        run = run_worker(ctx, pending, setup, cells, ctx.device)
+        cell_errors = cell_errors or run.cell_errors
+        if not run.cells_ran:
+            names = list(cells)
+            if run.culprit is not None and 0 <= run.culprit < len(names) and len(excluded) < 3:
+                # An answer cell took the process down before the tests started:
+                # run again without it, so that it costs only the exercises needing it.
+                excluded.append(names[run.culprit])
+                del cells[names[run.culprit]]
+                continue
+            for t, r in zip(pending, run.tasks):
+                runs[t.ex.grade_id] = r
+            return runs, excluded, cell_errors
+        nxt = []
+        for t, r in zip(pending, run.tasks):
+            if r.state == "not_started":
+                nxt.append(t)
+            elif r.state == "killed" and len(pending) > 1:
+                # Died during this exercise, but in a shared worker something an
+                # earlier exercise started could be to blame: grade it alone.
+                alone = run_worker(ctx, [t], setup, cells, ctx.device)
+                runs[t.ex.grade_id] = alone.tasks[0]
+            else:
+                runs[t.ex.grade_id] = r
+        pending = nxt
+    for t in pending:
+        runs[t.ex.grade_id] = TaskRun("timeout", [], "the submission used up its total time budget")
+    return runs, excluded, cell_errors
 
-    for i, (case, exp) in enumerate(zip(cases, expected)):
-        got = run.outputs[i] if i < len(run.outputs) else None
-        if got is None:
-            checks.append(CheckResult(f"case {i + 1}", False, run.message or "no result"))
-        else:
-            checks.append(check_case(ex, i, case, got, exp, ctx.device))
 
-    passed = all(c.passed for c in checks)
-    limit_hit = next((c for c in checks if not c.passed and c.message.startswith(LIMIT_ERRORS)), None)
-    if run.status != "ok":
-        status = run.status
-    elif excluded and not passed:
-        status = "killed"  # its own answer cell took the process down
-    elif limit_hit is not None:
-        status = "killed"
-        run.message = ("stopped by a resource limit: " + limit_hit.message.removeprefix("raised ")
+def grade_exercises(ctx: GradingContext, assignment: str, exercises: list[tuple[Exercise, float]],
+                    setup: list[str], answers: dict[str, str], *,
+                    budget_s: float | None = None) -> dict[str, ExerciseResult]:
+    """Score the test cells of one notebook: ``exercises`` lists (spec, points)."""
+    deadline = time.monotonic() + (budget_s or ctx.limits.submission_wall_s)
+    tasks, expected, rules = [], {}, {}
+    for ex, _ in exercises:
+        cases, exp = reference_outputs(assignment, ex, ctx.device)
+        tasks.append(Task(ex, cases, min(ctx.limits.wall_s, ex.timeout or ctx.limits.wall_s)))
+        expected[ex.grade_id] = exp
+        rules[ex.grade_id] = check_rules(ex, list(answers.values()))
+    runs, excluded, cell_errors = _run_all(ctx, tasks, setup, answers, deadline)
+    results = {}
+    for (ex, points), task in zip(exercises, tasks):
+        run = runs[ex.grade_id]
+        checks: list[CheckResult] = list(rules[ex.grade_id])
+        for i, (case, exp) in enumerate(zip(task.cases, expected[ex.grade_id])):
+            got = run.outputs[i] if i < len(run.outputs) else None
+            if got is None:
+                checks.append(CheckResult(f"case {i + 1}", False, run.message or "no result"))
+            else:
+                checks.append(check_case(ex, i, case, got, exp, ctx.device))
+        passed = all(c.passed for c in checks)
+        limit_hit = next((c for c in checks if not c.passed and c.message.startswith(LIMIT_ERRORS)), None)
+        message = run.message
+        if run.state in ("timeout", "killed"):
+            status = run.state
+        elif excluded and not passed:
+            status = "killed"  # an answer cell it needs took the process down
+        elif limit_hit is not None:
+            status = "killed"
+            message = ("stopped by a resource limit: " + limit_hit.message.removeprefix("raised ")
                        + f" (limits: {ctx.limits.memory_mb} MB of memory, {ctx.limits.nproc} processes)")
-    elif passed:
-        status = "passed"
-    elif any(not c.passed and c.message.startswith("raised") for c in checks):
-        status = "error"
-    else:
-        status = "failed"
-    message = run.message
-    if run.cell_errors and not passed:
-        message = (message + "; " if message else "") + "your answer cells raised: " + run.cell_errors[0]
-    if status == "passed":
-        message = ""
-    return ExerciseResult(ex.grade_id, status, float(points) if status == "passed" else 0.0,
-                          float(points), checks, message)
+        elif passed:
+            status = "passed"
+        elif any(not c.passed and c.message.startswith("raised") for c in checks):
+            status = "error"
+        else:
+            status = "failed"
+        if excluded and not passed:
+            note = "skipped answer cell(s) " + ", ".join(excluded) + " that stopped the Python process"
+            message = f"{message}; {note}" if message else note
+        if cell_errors and not passed:
+            message = (message + "; " if message else "") + "your answer cells raised: " + cell_errors[0]
+        if status == "passed":
+            message = ""
+        results[ex.grade_id] = ExerciseResult(ex.grade_id, status, float(points) if status == "passed" else 0.0,
+                                              float(points), checks, message)
+    return results
