@@ -60,6 +60,11 @@ def use_course_style() -> None:
 
 
 def _style():
+    # Resolve the backend before entering the style context: matplotlib picks it
+    # lazily, and leaving the context would undo a choice made inside it (in
+    # Jupyter, later figures would then no longer be shown).
+    plt.get_backend()
+    plt.switch_backend(mpl.rcParams["backend"])
     return mpl.style.context(COURSE_STYLE)
 
 
