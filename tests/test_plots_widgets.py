@@ -219,13 +219,14 @@ def test_image_explorer_changes_image():
         image_explorer(images, labels=[0])
 
 
-def test_course_plots_do_not_hide_later_figures_in_a_kernel():
+def test_course_plots_do_not_hide_later_figures_in_a_kernel(monkeypatch):
     """A figure drawn with the course style first must not stop later plain
     matplotlib figures from being shown in Jupyter."""
     import nbformat
     from nbclient import NotebookClient
     from nbformat.v4 import new_code_cell, new_notebook
 
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel picks Jupyter's inline backend
     nb = new_notebook(cells=[
         new_code_cell("from course_utils.plots import plot_timings\nfig = plot_timings({'a': [1.0, 2.0]})"),
         new_code_cell("import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])"),
