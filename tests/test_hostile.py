@@ -169,7 +169,7 @@ def tamper(path: Path) -> None:
         cells.append(cell)
         if gid == "predict_labels":  # a second copy with the same grade_id: the first one counts
             dup = nbformat.from_dict(json.loads(json.dumps(cell)))
-            dup.pop("id", None)
+            dup["id"] = "duplicated-answer"
             dup.source = "def predict_labels(dists, y_train, k):\n    return np.zeros(len(dists), dtype=int)\n"
             cells.append(dup)
     nb.cells = cells
