@@ -7,7 +7,8 @@
 Both create (or reuse) a virtual environment in ``.venv/`` at the top of the
 repository and install the course into it with ``pip install -e .``.  The
 test command also installs the system packages the tests drive (bubblewrap
-for the grading sandbox) when it runs as root on Debian/Ubuntu.
+for the grading sandbox, postgresql for the gradebook tests, chromium for the
+browser tests) when it runs as root on Debian/Ubuntu.
 
 Environment variables:
   COURSE_TORCH    the torch requirement to install first (default: torch, or
@@ -29,7 +30,16 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
-APT_PACKAGES = ["bubblewrap"]
+APT_PACKAGES = ["bubblewrap", "postgresql", "chromium"]
+
+
+def _have_package(name: str) -> bool:
+    if name == "postgresql":  # the server binaries live outside PATH on Debian
+        import glob
+
+        return bool(glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb"))
+    # package -> the binary it installs (Debian's chromium provides /usr/bin/chromium)
+    return bool(shutil.which({"bubblewrap": "bwrap", "chromium": "chromium"}.get(name, name)))
 
 
 def say(msg: str) -> None:
@@ -75,12 +85,14 @@ def ensure_installed(extra: str, torch_spec: str) -> None:
 
 def ensure_system_packages() -> None:
     """Debian packages the tests use; installed when we can (root on Debian)."""
-    missing = [p for p in APT_PACKAGES if not shutil.which({"bubblewrap": "bwrap"}.get(p, p))]
+    missing = [p for p in APT_PACKAGES if not _have_package(p)]
     if not missing:
         return
     if os.name != "posix" or not shutil.which("apt-get") or os.geteuid() != 0:
         say(f"please install {' '.join(missing)} with your system's package manager "
-            "(the grading sandbox needs bubblewrap); tests that need it will be skipped")
+            "(the grading sandbox needs bubblewrap, the gradebook tests a PostgreSQL server, "
+            "the browser tests chromium); "
+            "tests that need them will be skipped")
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     run(["apt-get", "update", "-qq"], env=env)

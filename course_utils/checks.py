@@ -214,7 +214,10 @@ def _function_ast(func: Any) -> ast.AST:
     except (OSError, TypeError):
         raise SelfCheckError(f"cannot read the source of {getattr(func, '__name__', func)!r}; "
                              "run the cell that defines it") from None
-    return ast.parse(src)
+    from .rules import AST_LOCK
+
+    with AST_LOCK:
+        return ast.parse(src)
 
 
 def check_no_loops(exercise: str, func: Any) -> None:

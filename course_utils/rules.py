@@ -9,6 +9,7 @@ name, so moving a loop into a helper does not get around it.
 from __future__ import annotations
 
 import ast
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,18 +58,24 @@ class SourceIndex:
         return list(seen.values())
 
 
+# CPython 3.11's parser is not safe to call from several threads at once ("AST
+# constructor recursion depth mismatch"); the grader parses from a thread pool.
+AST_LOCK = threading.RLock()
+
+
 def parse_cell(src: str) -> ast.Module | None:
     """Parse a notebook cell, turning IPython magics into plain Python first."""
-    try:
-        return ast.parse(src)
-    except SyntaxError:
-        pass
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
+    with AST_LOCK:
+        try:
+            return ast.parse(src)
+        except SyntaxError:
+            pass
+        try:
+            from IPython.core.inputtransformer2 import TransformerManager
 
-        return ast.parse(TransformerManager().transform_cell(src))
-    except Exception:
-        return None
+            return ast.parse(TransformerManager().transform_cell(src))
+        except Exception:
+            return None
 
 
 def _canon(name: str) -> str:

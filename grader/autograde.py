@@ -22,7 +22,7 @@ import re
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,8 +256,20 @@ def grade_payload(payload: dict) -> dict:
 
 
 def run_local(payloads: list[dict], workers: int, on_result) -> None:
-    """Grade payloads in a pool of threads (each exercise runs in its own sandboxed process)."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    """Grade payloads ``workers`` at a time, each in a grading process of its own.
+
+    Processes, not threads: CPython 3.11 can raise a spurious "AST constructor
+    recursion depth mismatch" when two threads build ASTs at once (the rules
+    and the reference loading parse code), and processes also spread the
+    reference computations and comparisons over the cores."""
+    if workers <= 1 or len(payloads) <= 1:
+        for p in payloads:
+            on_result(grade_payload(p))
+        return
+    import multiprocessing
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(payloads)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(grade_payload, p) for p in payloads]
         for fut in as_completed(futures):
             on_result(fut.result())

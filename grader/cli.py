@@ -1,4 +1,4 @@
-"""Command line: ``python -m grader {release,autograde,check} ...``."""
+"""Command line: ``python -m grader {release,autograde,export,check} ...``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 
 def _cmd_release(args) -> int:
-    from .release import release
+    from .release import release, release_index
 
-    stale = release(args.ids or None, check=args.check)
+    stale = release(args.ids or None, check=args.check) + release_index(check=args.check)
     if args.check:
         if stale:
             print("notebooks/ is out of date with solutions/; these files differ:", file=sys.stderr)
@@ -42,10 +42,29 @@ def _cmd_autograde(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from .autograde import write_csvs
+    from .exports import load_results, write_exports
+    from .feedback import write_feedback
+
+    out = Path(args.out)
+    records = load_results(out)
+    db_url = args.db
+    if db_url is None and (out / "gradebook.db").exists():
+        db_url = f"sqlite:///{(out / 'gradebook.db').resolve()}"
+    write_csvs(out, records)
+    for rec in records:
+        write_feedback(out, rec)
+    written = write_exports(out, records, lms=args.lms, roster=args.roster, db_url=db_url)
+    print("\n".join(f"wrote {p}" for p in [out / "grades.csv", out / "grades_detailed.csv", *written]))
+    return 0
+
+
 def _cmd_check(args) -> int:
     from .selfcheck import check_notebook
 
-    return check_notebook(Path(args.notebook), sandbox=args.sandbox, limits=_limits(args))
+    return check_notebook(Path(args.notebook), sandbox=args.sandbox, limits=_limits(args),
+                          as_json=args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,8 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     common(a)
     a.set_defaults(func=_cmd_autograde)
 
+    e = sub.add_parser("export", help="rebuild CSVs, LMS import file, pass rates and feedback from OUT/results")
+    e.add_argument("out", help="the --out folder of an autograde run")
+    e.add_argument("--lms", choices=["canvas", "moodle"], default="canvas", help="layout of lms.csv")
+    e.add_argument("--roster", default=None, help="CSV with student_id and names, LMS ids, sections, e-mails")
+    e.add_argument("--db", default=None,
+                   help="gradebook URL to take the instructor's manual scores from (default: OUT/gradebook.db)")
+    e.set_defaults(func=_cmd_export)
+
     c = sub.add_parser("check", help="grade one notebook of yours, as the autograder would")
     c.add_argument("notebook")
+    c.add_argument("--json", action="store_true",
+                   help="print the result as JSON (exercises, checks, hints) instead of a table")
     common(c)
     c.set_defaults(func=_cmd_check)
     return p
@@ -86,13 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
+    except (FileNotFoundError, ValueError, KeyError, ConnectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        from .distributed import DistributedGradingError
         from .sandbox import SandboxUnavailable
 
-        if isinstance(exc, SandboxUnavailable):
+        if isinstance(exc, SandboxUnavailable | DistributedGradingError):
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise

@@ -15,7 +15,7 @@ import threading
 import types
 from typing import Any
 
-from course_utils.rules import parse_cell
+from course_utils.rules import AST_LOCK, parse_cell
 
 from .notebook import source_notebooks
 
@@ -35,7 +35,9 @@ def reference_module(assignment: str) -> types.ModuleType:
                 tree = parse_cell(code)
                 if tree is None:
                     raise SyntaxError(f"cell {i} of {src.path} cannot be parsed")
-                exec(compile(tree, f"<{src.path.name} cell {i}>", "exec"), mod.__dict__)
+                with AST_LOCK:
+                    code_obj = compile(tree, f"<{src.path.name} cell {i}>", "exec")
+                exec(code_obj, mod.__dict__)
         _cache[assignment] = mod
         return mod
 

@@ -4,7 +4,8 @@ The student release is made by nbgrader's own ``generate_assignment`` (solutions
 replaced by stubs, hidden tests removed, outputs cleared, cells locked and
 check-summed) in a throw-away course directory, then written out in a
 canonical form so that regenerating an unchanged source changes nothing.
-``--check`` writes nothing and lists the files that differ.
+``--check`` writes nothing and lists the files that differ.  The landing page
+``notebooks/index.ipynb`` is generated too (:func:`release_index`, see :mod:`grader.index`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,13 @@ def build(aid: str, course: Path) -> dict[str, bytes]:
             else:
                 files[rel] = p.read_bytes()
     return files
+
+
+def release_index(check: bool = False) -> list[str]:
+    """Write (or, with ``check``, compare) ``notebooks/index.ipynb``; returns it when stale."""
+    from .index import release_index as _release_index
+
+    return _release_index(check=check)
 
 
 def release(ids: list[str] | None = None, check: bool = False) -> list[str]:

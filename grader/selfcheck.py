@@ -27,7 +27,9 @@ def assignment_of(path: Path) -> str:
     return path.resolve().parent.name
 
 
-def check_notebook(path: Path, sandbox: str = "auto", limits: Limits | None = None, out=print) -> int:
+def check_notebook(path: Path, sandbox: str = "auto", limits: Limits | None = None, out=print,
+                   as_json: bool = False) -> int:
+    """Grade ``path``; print a table (or, with ``as_json``, the result as JSON). 0 when all pass."""
     from .autograde import grade_submission
     from .evaluate import grading_device
     from .paths import solutions_dir
@@ -50,6 +52,13 @@ def check_notebook(path: Path, sandbox: str = "auto", limits: Limits | None = No
         ctx.workroot = Path(tmp)
         rec = grade_submission(ctx, Submission("me", aid, folder))
     nbs = [nb for nb in rec["notebooks"] if nb["notebook"] == path.stem] or rec["notebooks"]
+    _add_hints(aid, nbs)
+    if as_json:
+        passing = not rec.get("problem") and all(
+            not nb.get("problem") and c["status"] in ("passed", "pending") for nb in nbs for c in nb["cells"])
+        out(json.dumps({"assignment": aid, "path": str(path), "problem": rec.get("problem"),
+                        "notebooks": nbs}, indent=1))
+        return 2 if rec.get("problem") else 0 if passing else 1
     if rec.get("problem"):
         out(f"cannot check {path}: {rec['problem']}")
         return 2
@@ -64,13 +73,35 @@ def check_notebook(path: Path, sandbox: str = "auto", limits: Limits | None = No
         out(f"  {'exercise':<{width}}  {'status':<8} points")
         for c in nb["cells"]:
             out(f"  {c['grade_id']:<{width}}  {c['status']:<8} {c['score']:g}/{c['max_score']:g}")
-            for k in c["checks"]:
-                if not k["passed"]:
-                    out(f"      - {k['name']}: {k['message']}")
+            failed = [k for k in c["checks"] if not k["passed"]]
+            for k in failed[:3]:
+                out(f"      - {k['name']}: {k['message']}")
+            if len(failed) > 3:
+                out(f"      - ... and {len(failed) - 3} more failed checks")
             if c["status"] not in ("passed", "pending") and c.get("message"):
                 out(f"      {c['message']}")
+            if c.get("hint"):
+                out(f"      hint: {c['hint']}")
             ok &= c["status"] in ("passed", "pending")
         auto = [c for c in nb["cells"] if c["kind"] == "auto"]
         out(f"  autograded: {sum(c['score'] for c in auto):g} of {sum(c['max_score'] for c in auto):g} points"
             f"; written answers are graded by your instructor")
     return 0 if ok else 1
+
+
+def _add_hints(aid: str, nbs: list[dict]) -> None:
+    """The exercise's hint (from its spec) on every autograded cell that did not pass,
+    unless it was not attempted (a hint is for a wrong answer, not a blank one)."""
+    from .specs import exercises
+
+    try:
+        specs = exercises(aid)
+    except (KeyError, FileNotFoundError):
+        return
+    for nb in nbs:
+        for c in nb["cells"]:
+            spec = specs.get(c["grade_id"])
+            blank = any("NotImplementedError" in k["message"] for k in c["checks"] if not k["passed"])
+            if c.get("kind") == "auto" and c["status"] != "passed" and spec is not None and spec.hint \
+                    and not blank:
+                c["hint"] = spec.hint

@@ -1,0 +1,11 @@
+"""Benchmarks of the course (commands, not tests: timings depend on the machine).
+
+``python -m bench``
+    executes every source notebook under ``solutions/`` (wall time, peak
+    memory) and grades one reference submission of every assignment, against
+    the course's budgets; writes ``docs/benchmarks.md``.
+``python -m bench scale [--students 40]``
+    grades the same generated class three ways (stock ``nbgrader autograde``,
+    this grader with one worker, with every core), prints the times and
+    ratios, checks that the scores agree; writes ``docs/benchmarks_scale.md``.
+"""

@@ -1,0 +1,100 @@
+"""``python -m bench``: every source notebook executed, one reference submission graded."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from grader.paths import ROOT, assignments, solutions_dir
+
+from . import report
+
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+def _env() -> dict[str, str]:
+    import sysconfig
+
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0")
+    env["PATH"] = os.pathsep.join([sysconfig.get_path("scripts"), env.get("PATH", "")])
+    return env
+
+
+def run_notebooks(ids: list[str], log=print) -> list[dict]:
+    results = []
+    for aid in ids:
+        for path in sorted((solutions_dir() / aid).glob("*.ipynb")):
+            log(f"executing solutions/{aid}/{path.name} ...")
+            proc = subprocess.run([sys.executable, "-m", "bench.execute", str(path)], cwd=ROOT, env=_env(),
+                                  capture_output=True, text=True)
+            try:
+                res = json.loads(proc.stdout.strip().splitlines()[-1])
+            except (IndexError, ValueError):
+                res = {"seconds": 0.0, "peak_mb": 0.0,
+                       "error": f"the runner failed: {proc.stderr.strip()[-300:]}"}
+            res.update(assignment=aid, notebook=path.name)
+            log(f"  {res['seconds']:.1f} s, {res['peak_mb']:.0f} MB" + (f", {res['error']}" if res["error"] else ""))
+            results.append(res)
+    return results
+
+
+def grade_references(ids: list[str], sandbox: str, log=print) -> list[dict]:
+    """Time ``python -m grader autograde`` on one reference submission per assignment."""
+    from grader.fixtures import make_submission
+
+    results = []
+    for aid in ids:
+        with tempfile.TemporaryDirectory(prefix="bench-grade-") as tmp:
+            subs, out = Path(tmp) / "submitted", Path(tmp) / "out"
+            make_submission(subs / "reference" / aid, aid, "reference")
+            log(f"grading a reference submission of {aid} ...")
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "grader", "autograde", str(subs), "--out", str(out),
+                                   "--workers", "1", "--sandbox", sandbox, "--no-resume"],
+                                  cwd=ROOT, env=_env(), capture_output=True, text=True)
+            seconds = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise RuntimeError(f"grading {aid} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+            with open(out / "grades.csv") as f:
+                row = next(csv.DictReader(f))
+            results.append({"assignment": aid, "submission": "reference", "seconds": round(seconds, 2),
+                            "score": float(row["score"]), "max_score": float(row["max_score"])})
+            log(f"  {seconds:.1f} s, {row['score']}/{row['max_score']}")
+    return results
+
+
+def main(args) -> int:
+    ids = args.assignment or assignments()
+    if not ids:
+        print("no assignments under solutions/", file=sys.stderr)
+        return 2
+    sections = []
+    nb_rows = grade_rows = []
+    if not args.skip_notebooks:
+        nb_rows = report.notebook_rows(run_notebooks(ids))
+        sections.append(("Executing the source notebooks",
+                         "Each notebook of `solutions/` run top to bottom with nbclient, in a fresh "
+                         "kernel; peak memory is the kernel's resident set.\n\n"
+                         + report.markdown_table(report.NOTEBOOK_HEADER, nb_rows)))
+    if not args.skip_grading:
+        grade_rows = report.grading_rows(grade_references(ids, args.sandbox))
+        sections.append(("Grading one submission",
+                         "`python -m grader autograde` on one reference submission (every answer "
+                         "filled in from the source notebook), one worker, sandboxed; the time is the "
+                         "whole command.\n\n" + report.markdown_table(report.GRADING_HEADER, grade_rows)))
+    print()
+    if nb_rows:
+        print(report.text_table(report.NOTEBOOK_HEADER, nb_rows), "\n")
+    if grade_rows:
+        print(report.text_table(report.GRADING_HEADER, grade_rows))
+    if not args.no_write:
+        path = report.write_markdown(DOC, "Benchmarks: notebooks and grading", sections)
+        print(f"\nwrote {path.relative_to(ROOT)}")
+    over = [r for r in nb_rows + grade_rows if r[-1] != "yes"]
+    return 1 if over else 0
