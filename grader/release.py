@@ -58,8 +58,9 @@ def _canonical_notebook(path: Path, aid: str) -> str:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-    nb.metadata["course"] = {"assignment": aid,
-                             "generated": GENERATED_NOTE.format(aid=aid, name=path.name)}
+    course = dict(nb.metadata.get("course", {}))  # title, goals, minutes from the source stay
+    course.update(assignment=aid, generated=GENERATED_NOTE.format(aid=aid, name=path.name))
+    nb.metadata["course"] = course
     return nbformat.writes(nb) + "\n"
 
 
