@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--assignment", action="append", help="only these assignments (repeatable)")
     s.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="workers for the parallel run (default: CPU cores)")
-    s.add_argument("--repeat", type=int, default=1, help="runs of each method; medians are reported")
+    s.add_argument("--repeat", type=int, default=1, help="runs of this grader; medians are reported")
+    s.add_argument("--stock-repeat", type=int, default=1,
+                   help="runs of stock nbgrader (the slow one; default 1)")
     s.add_argument("--sandbox", default=os.environ.get("COURSE_SANDBOX", "auto"))
     s.add_argument("--skip-stock", action="store_true", help="do not run stock nbgrader (no ratios)")
     s.add_argument("--workdir", default=None, help="keep the class, course and outputs here")

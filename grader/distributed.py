@@ -67,8 +67,11 @@ def run_on_dask(payloads: list[dict], scheduler: str, on_result: Callable[[dict]
                 f"(start them with `dask worker {scheduler}`)")
             client.wait_for_workers(1)
             slots = _slots(client)
-        log(f"Dask cluster at {scheduler}: {len(client.scheduler_info()['workers'])} workers, "
-            f"{slots} threads")
+        workers = client.scheduler_info()["workers"]
+        log(f"Dask cluster at {scheduler}: {len(workers)} workers, {slots} threads")
+        if any(w.get("nthreads", 1) > 1 for w in workers.values()):
+            log("note: some workers run several threads; start them with `--nthreads 1 --nworkers "
+                "<cores>` instead, so that every submission is graded in a process of its own")
         # Keep every worker busy (workers may join later), but bound memory.
         limit = in_flight or max(16, 4 * slots)
         pending = iter(payloads)

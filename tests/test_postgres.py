@@ -10,6 +10,7 @@ nbgrader's own commands must read the result.
 
 import csv
 import glob
+import json
 import os
 import shutil
 import socket
@@ -198,23 +199,42 @@ def test_every_grade_lands_exactly_once(graded):
     assert csv_scores == pytest.approx(_expected())
 
 
+RACE = """
+import json, sys, time
+from pathlib import Path
+from grader.gradebook import record_in_gradebook
+records = [json.loads(p.read_text()) for p in sorted(Path(sys.argv[1]).glob("*/*.json"))]
+while time.time() < float(sys.argv[3]):
+    time.sleep(0.005)
+t0 = time.time()
+record_in_gradebook(sys.argv[2], records)
+print(json.dumps([t0, time.time()]))
+"""
+
+
 def test_concurrent_graders_write_each_grade_once(graded, postgres, tmp_path):
-    """Three grader processes record the same batch into one fresh database at once:
-    the tables are created once, and no student, submission or grade is duplicated."""
+    """Three grader processes record the same class into one fresh database at the
+    same moment: the tables are created once, and no student, submission or grade
+    is duplicated or lost."""
     url = _create_db(postgres, "gradebook_concurrent")
-    procs = []
-    for i in range(3):
-        out = tmp_path / f"out{i}"
-        shutil.copytree(graded["out"] / "results", out / "results")  # grading is reused, writing is not
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "grader", "autograde", str(graded["subs"]), "--out", str(out),
-             "--workers", "2", "--db", url, "--sandbox", "bwrap"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    logs = [p.communicate(timeout=300)[0] for p in procs]
-    for p, log in zip(procs, logs):
-        assert p.returncode == 0, log
-        assert "reusing 4 results" in log, log
-    _assert_each_grade_once(url, _expected())
+    results = tmp_path / "results"
+    expected = {}
+    for i in range(10):  # a class of 40, so that the writers overlap for a while
+        for sid, score in _expected().items():
+            rec = json.loads((graded["out"] / "results" / sid / f"{AID}.json").read_text())
+            rec["student_id"] = f"{sid}{i}"
+            (results / rec["student_id"]).mkdir(parents=True)
+            (results / rec["student_id"] / f"{AID}.json").write_text(json.dumps(rec))
+            expected[rec["student_id"]] = score
+    start = time.time() + 10  # after every process has imported nbgrader
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(results), url, str(start)], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    spans = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert max(s[0] for s in spans) < min(s[1] for s in spans), f"the writers did not overlap: {spans}"
+    _assert_each_grade_once(url, expected)
 
 
 def test_nbgrader_reads_the_postgres_gradebook(graded, tmp_path):
