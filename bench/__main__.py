@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--skip-notebooks", action="store_true", help="do not execute the notebooks")
     n.add_argument("--skip-grading", action="store_true", help="do not grade")
     n.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    n.add_argument("--repeat", type=int, default=3, help="runs of each measurement; medians are reported")
 
     s = sub.add_parser("scale", help="grade a generated class with stock nbgrader and with this grader")
     s.add_argument("--students", type=int, default=40, help="students in the class (default 40)")

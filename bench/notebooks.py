@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,26 +27,33 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_notebooks(ids: list[str], log=print) -> list[dict]:
+def _execute(path: Path) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "bench.execute", str(path)], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True)
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"seconds": 0.0, "peak_mb": 0.0, "error": f"the runner failed: {proc.stderr.strip()[-300:]}"}
+
+
+def run_notebooks(ids: list[str], repeat: int = 3, log=print) -> list[dict]:
+    """Execute each notebook ``repeat`` times: the median time, the largest peak memory."""
     results = []
     for aid in ids:
         for path in sorted((solutions_dir() / aid).glob("*.ipynb")):
-            log(f"executing solutions/{aid}/{path.name} ...")
-            proc = subprocess.run([sys.executable, "-m", "bench.execute", str(path)], cwd=ROOT, env=_env(),
-                                  capture_output=True, text=True)
-            try:
-                res = json.loads(proc.stdout.strip().splitlines()[-1])
-            except (IndexError, ValueError):
-                res = {"seconds": 0.0, "peak_mb": 0.0,
-                       "error": f"the runner failed: {proc.stderr.strip()[-300:]}"}
+            log(f"executing solutions/{aid}/{path.name} ({repeat}x) ...")
+            runs = [_execute(path) for _ in range(repeat)]
+            res = {"seconds": statistics.median(r["seconds"] for r in runs),
+                   "peak_mb": max(r["peak_mb"] for r in runs),
+                   "error": next((r["error"] for r in runs if r.get("error")), None)}
             res.update(assignment=aid, notebook=path.name)
             log(f"  {res['seconds']:.1f} s, {res['peak_mb']:.0f} MB" + (f", {res['error']}" if res["error"] else ""))
             results.append(res)
     return results
 
 
-def grade_references(ids: list[str], sandbox: str, log=print) -> list[dict]:
-    """Time ``python -m grader autograde`` on one reference submission per assignment."""
+def grade_references(ids: list[str], sandbox: str, repeat: int = 3, log=print) -> list[dict]:
+    """Time ``python -m grader autograde`` on one reference submission per assignment (median)."""
     from grader.fixtures import make_submission
 
     results = []
@@ -53,12 +61,17 @@ def grade_references(ids: list[str], sandbox: str, log=print) -> list[dict]:
         with tempfile.TemporaryDirectory(prefix="bench-grade-") as tmp:
             subs, out = Path(tmp) / "submitted", Path(tmp) / "out"
             make_submission(subs / "reference" / aid, aid, "reference")
-            log(f"grading a reference submission of {aid} ...")
-            t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "grader", "autograde", str(subs), "--out", str(out),
-                                   "--workers", "1", "--sandbox", sandbox, "--no-resume"],
-                                  cwd=ROOT, env=_env(), capture_output=True, text=True)
-            seconds = time.perf_counter() - t0
+            log(f"grading a reference submission of {aid} ({repeat}x) ...")
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                proc = subprocess.run([sys.executable, "-m", "grader", "autograde", str(subs), "--out",
+                                       str(out), "--workers", "1", "--sandbox", sandbox, "--no-resume"],
+                                      cwd=ROOT, env=_env(), capture_output=True, text=True)
+                times.append(time.perf_counter() - t0)
+                if proc.returncode != 0:
+                    break
+            seconds = statistics.median(times)
             if proc.returncode != 0:
                 raise RuntimeError(f"grading {aid} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
             with open(out / "grades.csv") as f:
@@ -77,17 +90,18 @@ def main(args) -> int:
     sections = []
     nb_rows = grade_rows = []
     if not args.skip_notebooks:
-        nb_rows = report.notebook_rows(run_notebooks(ids))
+        nb_rows = report.notebook_rows(run_notebooks(ids, getattr(args, "repeat", 3)))
         sections.append(("Executing the source notebooks",
-                         "Each notebook of `solutions/` run top to bottom with nbclient, in a fresh "
-                         "kernel; peak memory is the kernel's resident set.\n\n"
+                         f"Each notebook of `solutions/` run top to bottom with nbclient, in a fresh "
+                         f"kernel, {args.repeat} times: the median time and the largest peak memory "
+                         "(the kernel's resident set).\n\n"
                          + report.markdown_table(report.NOTEBOOK_HEADER, nb_rows)))
     if not args.skip_grading:
-        grade_rows = report.grading_rows(grade_references(ids, args.sandbox))
+        grade_rows = report.grading_rows(grade_references(ids, args.sandbox, getattr(args, "repeat", 3)))
         sections.append(("Grading one submission",
                          "`python -m grader autograde` on one reference submission (every answer "
                          "filled in from the source notebook), one worker, sandboxed; the time is the "
-                         "whole command.\n\n" + report.markdown_table(report.GRADING_HEADER, grade_rows)))
+                         f"whole command, median of {args.repeat} runs.\n\n" + report.markdown_table(report.GRADING_HEADER, grade_rows)))
     print()
     if nb_rows:
         print(report.text_table(report.NOTEBOOK_HEADER, nb_rows), "\n")

@@ -220,8 +220,8 @@ def main(args) -> int:
                      f"{mix['reference']} students hand in the reference solution, {mix['wrong']} the reference "
                      f"with one wrong function, {mix['untouched']} the untouched release. Stock nbgrader runs "
                      "every cell of every notebook (demos and experiments included), one submission at a "
-                     "time; this grader runs only the setup and answer cells, one sandboxed worker per "
-                     "exercise, `--workers` submissions at a time. Times are wall-clock seconds of the whole "
+                     "time; this grader runs only the setup and answer cells, one supervised sandboxed "
+                     "worker per notebook with a time limit per exercise, `--workers` submissions at a time. Times are wall-clock seconds of the whole "
                      "command; the median where a method ran more than once.")
             path = report.write_markdown(
                 DOC, "Benchmarks: grading a class", [
