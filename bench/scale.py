@@ -32,12 +32,6 @@ DOC = ROOT / "docs" / "benchmarks_scale.md"
 
 # One deliberately wrong function per assignment, that no other exercise calls;
 # assignments not listed here get their last answer cell left unanswered.
-WRONG = {
-    "00_tensors": ("one_hot", "def one_hot(labels, num_classes):\n"
-                              "    return np.zeros((len(labels), num_classes))\n"),
-    "01_knn": ("compute_distances_two_loops", "def compute_distances_two_loops(X_train, X_test):\n"
-                                             "    return np.zeros((len(X_test), len(X_train)))\n"),
-}
 # Of every 10 students: 5 hand in a full solution, 3 one wrong function, 2 the untouched release.
 MIX = ["reference"] * 5 + ["wrong"] * 3 + ["untouched"] * 2
 
@@ -52,7 +46,7 @@ def _env() -> dict[str, str]:
 
 def make_class(root: Path, ids: list[str], students: int) -> dict[str, str]:
     """Write ``root/<student>/<assignment>/*.ipynb``; returns student -> kind."""
-    from grader.fixtures import make_submission
+    from grader.fixtures import WRONG, make_submission
     from grader.notebook import source_notebooks
 
     kinds = {}

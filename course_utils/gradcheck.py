@@ -68,6 +68,19 @@ def _scalar(value, where: str) -> float:
     return float(arr.reshape(()))
 
 
+def _centred_difference(f, x: np.ndarray, ix: tuple, h: float) -> float:
+    """(f(x + h e_ix) - f(x - h e_ix)) / 2h for a scalar f, with x restored afterwards."""
+    old = x[ix]
+    try:
+        x[ix] = old + h
+        f_plus = _scalar(f(x), f"at x{list(ix)} + h")
+        x[ix] = old - h
+        f_minus = _scalar(f(x), f"at x{list(ix)} - h")
+    finally:
+        x[ix] = old  # restore: f must see the original x again
+    return (f_plus - f_minus) / (2 * h)
+
+
 def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5) -> np.ndarray:
     """Gradient of a scalar function by centred differences.
 
@@ -83,15 +96,7 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float
     _check_input(x)
     grad = np.zeros(x.shape, dtype=np.float64)
     for ix in np.ndindex(x.shape):
-        old = x[ix]
-        try:
-            x[ix] = old + h
-            f_plus = _scalar(f(x), f"at x{list(ix)} + h")
-            x[ix] = old - h
-            f_minus = _scalar(f(x), f"at x{list(ix)} - h")
-        finally:
-            x[ix] = old  # restore: f must see the original x again
-        grad[ix] = (f_plus - f_minus) / (2 * h)
+        grad[ix] = _centred_difference(f, x, ix, h)
     return grad
 
 
@@ -208,15 +213,7 @@ def grad_check_sparse(
     errors = []
     for _ in range(num_checks):
         ix = tuple(int(gen.integers(n)) for n in x.shape)
-        old = x[ix]
-        try:
-            x[ix] = old + h
-            f_plus = _scalar(f(x), f"at x{list(ix)} + h")
-            x[ix] = old - h
-            f_minus = _scalar(f(x), f"at x{list(ix)} - h")
-        finally:
-            x[ix] = old
-        numerical = (f_plus - f_minus) / (2 * h)
+        numerical = _centred_difference(f, x, ix, h)
         analytic = float(analytic_grad[ix])
         err = rel_error(numerical, analytic)
         errors.append(err)

@@ -41,3 +41,24 @@ def make_submission(folder: Path, assignment: str, answers: str = "reference",
     if overrides:
         raise KeyError(f"no answer cells named {sorted(overrides)} in {assignment}")
     return written
+
+
+#: One deliberately wrong answer per assignment, for a function no other exercise calls:
+#: a submission with it loses exactly that exercise's points.
+WRONG = {
+    "00_tensors": ("one_hot", "def one_hot(labels, num_classes):\n"
+                              "    return np.zeros((len(labels), num_classes))\n"),
+    "01_knn": ("compute_distances_two_loops", "def compute_distances_two_loops(X_train, X_test):\n"
+                                             "    return np.zeros((len(X_test), len(X_train)))\n"),
+}
+
+
+def make_small_class(submitted: Path, assignment: str) -> Path:
+    """Four students: two reference submissions, one with a wrong function, one untouched."""
+    submitted = Path(submitted)
+    make_submission(submitted / "ref_a" / assignment, assignment, "reference")
+    make_submission(submitted / "ref_b" / assignment, assignment, "reference")
+    gid, code = WRONG[assignment]
+    make_submission(submitted / "wrong" / assignment, assignment, "reference", overrides={gid: code})
+    make_submission(submitted / "untouched" / assignment, assignment, "release")
+    return submitted

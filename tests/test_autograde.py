@@ -11,7 +11,7 @@ import shutil
 import pytest
 
 from grader.autograde import autograde
-from grader.fixtures import make_submission
+from grader.fixtures import WRONG, make_submission
 from grader.notebook import source_notebooks
 from grader.paths import assignments
 
@@ -20,12 +20,6 @@ pytestmark = pytest.mark.slow
 ASSIGNMENTS = assignments()
 
 # One deliberately wrong function per assignment, that no other exercise calls.
-WRONG = {
-    "00_tensors": ("one_hot", "def one_hot(labels, num_classes):\n"
-                              "    return np.zeros((len(labels), num_classes))\n"),
-    "01_knn": ("compute_distances_two_loops", "def compute_distances_two_loops(X_train, X_test):\n"
-                                             "    return np.zeros((len(X_test), len(X_train)))\n"),
-}
 
 
 def _points(aid):

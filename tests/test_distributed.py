@@ -23,15 +23,9 @@ import pytest
 
 from grader.autograde import autograde
 from grader.distributed import DistributedGradingError, run_on_dask, task_key
-from grader.fixtures import make_submission
+from grader.fixtures import make_small_class
 from grader.paths import ROOT, assignments
 
-WRONG = {
-    "00_tensors": ("one_hot", "def one_hot(labels, num_classes):\n"
-                              "    return np.zeros((len(labels), num_classes))\n"),
-    "01_knn": ("compute_distances_two_loops", "def compute_distances_two_loops(X_train, X_test):\n"
-                                             "    return np.zeros((len(X_test), len(X_train)))\n"),
-}
 AID = "01_knn" if "01_knn" in assignments() else (assignments() or ["01_knn"])[-1]
 
 
@@ -152,13 +146,7 @@ def _busy_worker(address: str) -> tuple[str, str]:
 
 
 def _make_batch(root: Path) -> Path:
-    subs = root / "submitted"
-    make_submission(subs / "ref_a" / AID, AID, "reference")
-    make_submission(subs / "ref_b" / AID, AID, "reference")
-    gid, code = WRONG[AID]
-    make_submission(subs / "wrong" / AID, AID, "reference", overrides={gid: code})
-    make_submission(subs / "untouched" / AID, AID, "release")
-    return subs
+    return make_small_class(root / "submitted", AID)
 
 
 def _records(out: Path) -> dict:

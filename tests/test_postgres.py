@@ -23,19 +23,13 @@ from pathlib import Path
 import pytest
 
 from grader.autograde import autograde
-from grader.fixtures import make_submission
+from grader.fixtures import WRONG, make_small_class
 from grader.notebook import source_notebooks
 from grader.paths import ROOT, assignments
 
 pytestmark = pytest.mark.slow
 
 # One deliberately wrong function per assignment, that no other exercise calls.
-WRONG = {
-    "00_tensors": ("one_hot", "def one_hot(labels, num_classes):\n"
-                              "    return np.zeros((len(labels), num_classes))\n"),
-    "01_knn": ("compute_distances_two_loops", "def compute_distances_two_loops(X_train, X_test):\n"
-                                             "    return np.zeros((len(X_test), len(X_train)))\n"),
-}
 
 
 def _free_port() -> int:
@@ -129,12 +123,7 @@ def graded(postgres, sandbox, tmp_path_factory):
     if AID not in assignments():
         pytest.skip("no assignment to grade yet")
     root = tmp_path_factory.mktemp("pg")
-    subs = root / "submitted"
-    make_submission(subs / "ref_a" / AID, AID, "reference")
-    make_submission(subs / "ref_b" / AID, AID, "reference")
-    gid, code = WRONG[AID]
-    make_submission(subs / "wrong" / AID, AID, "reference", overrides={gid: code})
-    make_submission(subs / "untouched" / AID, AID, "release")
+    subs = make_small_class(root / "submitted", AID)
     url = _create_db(postgres, "gradebook")
     out = root / "out"
     records = autograde(subs, out, workers=3, sandbox=sandbox, db_url=url, log=lambda *_: None)
