@@ -23,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from .rules import Forbid, NoLoops, SourceIndex
+
 __all__ = [
     "SelfCheckError", "compare", "check_close", "check_equal", "check_shape",
-    "check_dtype", "check_true", "check_no_loops", "check_not_using", "passed",
+    "check_dtype", "check_true", "check_rule", "check_no_loops", "check_not_using", "passed",
 ]
 
 
@@ -220,24 +222,22 @@ def _function_ast(func: Any) -> ast.AST:
         return ast.parse(src)
 
 
+def check_rule(exercise: str, func: Any, rule: Any, hint: str = "") -> None:
+    """Fail if ``func``'s source breaks ``rule`` (one of :mod:`course_utils.rules`, the
+    same rules the hidden tests apply)."""
+    msg = rule.check(SourceIndex([ast.unparse(_function_ast(func))]), func.__name__)
+    if msg:
+        _fail(exercise, msg, hint)
+
+
 def check_no_loops(exercise: str, func: Any) -> None:
     """Fail if ``func``'s own source has a Python loop or comprehension."""
-    from .rules import NoLoops, SourceIndex
-
-    index = SourceIndex([ast.unparse(_function_ast(func))])
-    msg = NoLoops().check(index, func.__name__)
-    if msg:
-        _fail(exercise, msg, "use broadcasting and array reductions instead")
+    check_rule(exercise, func, NoLoops(), "use broadcasting and array reductions instead")
 
 
 def check_not_using(exercise: str, func: Any, names: Iterable[str]) -> None:
     """Fail if ``func``'s source calls any of ``names`` (e.g. ``np.linalg.norm``)."""
-    from .rules import Forbid, SourceIndex
-
-    index = SourceIndex([ast.unparse(_function_ast(func))])
-    msg = Forbid(tuple(names)).check(index, func.__name__)
-    if msg:
-        _fail(exercise, msg)
+    check_rule(exercise, func, Forbid(tuple(names)))
 
 
 def passed(exercise: str, extra: str = "") -> None:

@@ -96,6 +96,10 @@ def _dotted(node: ast.AST) -> str | None:
     return None
 
 
+def _missing(name: str) -> str:
+    return f"could not find the definition of `{name}` in your answer cells"
+
+
 @dataclass(frozen=True)
 class NoLoops:
     """No Python-level loops (``for``, ``while``, comprehensions) in the function
@@ -106,7 +110,7 @@ class NoLoops:
     def check(self, index: SourceIndex, name: str) -> str | None:
         nodes = index.closure(name)
         if not nodes:
-            return f"could not find the definition of `{name}` in your answer cells"
+            return _missing(name)
         for node in nodes:
             for sub in ast.walk(node):
                 if isinstance(sub, LOOP_NODES):
@@ -130,7 +134,7 @@ class Forbid:
     def check(self, index: SourceIndex, name: str) -> str | None:
         nodes = index.closure(name)
         if not nodes:
-            return f"could not find the definition of `{name}` in your answer cells"
+            return _missing(name)
         # Match on the tail of the dotted name too, so `from numpy import linalg;
         # linalg.norm(...)` is caught as well as `np.linalg.norm(...)`.
         full = [_canon(n) for n in self.names]
@@ -170,3 +174,78 @@ class Forbid:
                     return (f"`{getattr(node, 'name', name)}` uses `{hit}`, which this "
                             "exercise does not allow")
         return None
+
+
+@dataclass(frozen=True)
+class AtMostLoops:
+    """At most ``limit`` Python loops (``for``, ``while``, comprehensions) in the
+    function and the helpers it calls."""
+
+    limit: int
+
+    @property
+    def what(self) -> str:
+        return f"at most {self.limit} Python loop{'s' if self.limit > 1 else ''}"
+
+    def check(self, index: SourceIndex, name: str) -> str | None:
+        nodes = index.closure(name)
+        if not nodes:
+            return _missing(name)
+        count = sum(isinstance(sub, LOOP_NODES) for node in nodes for sub in ast.walk(node))
+        if count > self.limit:
+            return (f"`{name}` (with the helpers it calls) has {count} Python loops or comprehensions; "
+                    f"this exercise allows at most {self.limit}")
+        return None
+
+
+MATMUL_FUNCTIONS = ("torch.matmul", "torch.bmm", "torch.mm", "torch.einsum", "torch.tensordot",
+                    "torch.baddbmm", "torch.addbmm", "torch.linalg", "torch.nn.functional.linear",
+                    "numpy.matmul", "numpy.einsum", "numpy.dot", "numpy.tensordot")
+MATMUL_METHODS = frozenset({"matmul", "bmm", "mm", "einsum", "tensordot", "baddbmm", "addbmm",
+                            "addmm", "mv", "dot", "linalg", "linear", "__matmul__", "__rmatmul__"})
+
+
+@dataclass(frozen=True)
+class NoMatrixProducts:
+    """No ``@`` operator and no matrix-product method (``A.matmul(B)``, ``A.bmm(B)``...)
+    in the function or the helpers it calls; the function forms are caught by
+    ``Forbid(MATMUL_FUNCTIONS)``."""
+
+    what: str = "no @ operator or matrix-product methods"
+
+    def check(self, index: SourceIndex, name: str) -> str | None:
+        nodes = index.closure(name)
+        if not nodes:
+            return _missing(name)
+        for node in nodes:
+            owner = getattr(node, "name", name)
+            for sub in ast.walk(node):
+                if isinstance(sub, (ast.BinOp, ast.AugAssign)) and isinstance(sub.op, ast.MatMult):
+                    return (f"`{owner}` uses the `@` operator (line {sub.lineno} of its cell); "
+                            "build the product with broadcasting and .sum()")
+                if isinstance(sub, ast.Attribute) and sub.attr in MATMUL_METHODS:
+                    return (f"`{owner}` uses `.{sub.attr}` (line {sub.lineno} of its cell), a "
+                            "matrix-product routine; build the product with broadcasting and .sum()")
+        return None
+
+
+@dataclass(frozen=True)
+class UsesAutograd:
+    """The gradient must come from autograd: the function (or a helper it calls)
+    calls ``.backward()`` or ``torch.autograd.grad``."""
+
+    what: str = "gradient computed by autograd"
+
+    def check(self, index: SourceIndex, name: str) -> str | None:
+        nodes = index.closure(name)
+        if not nodes:
+            return _missing(name)
+        for node in nodes:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Attribute) and sub.attr == "backward":
+                    return None
+                if (isinstance(sub, ast.Attribute) and sub.attr == "grad"
+                        and isinstance(sub.value, ast.Attribute) and sub.value.attr == "autograd"):
+                    return None
+        return (f"`{name}` never calls .backward() (or torch.autograd.grad); this exercise asks "
+                "for the gradient from autograd, not a hand-derived formula")

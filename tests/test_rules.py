@@ -63,3 +63,29 @@ def test_forbid_follows_names_imported_at_the_top_of_the_cell():
     assert Forbid(("scipy",)).check(SourceIndex([src]), "f")
     src = "import numpy.linalg as la\n\ndef f(X, Y):\n    return la.norm(X - Y)\n"
     assert Forbid(("np.linalg.norm",)).check(SourceIndex([src]), "f")
+
+
+def test_at_most_loops_counts_loops_through_helpers():
+    from course_utils.rules import AtMostLoops
+
+    two = "def f(X, Y):\n    for i in X:\n        for j in Y:\n            pass\n"
+    assert AtMostLoops(2).check(SourceIndex([two]), "f") is None
+    assert "has 2 Python loops" in AtMostLoops(1).check(SourceIndex([two]), "f")
+
+
+@pytest.mark.parametrize("src,ok", [
+    ("def f(A, B):\n    return (A[..., None] * B[..., None, :, :]).sum(-2)", True),
+    ("def f(A, B):\n    return A @ B", False),
+    ("def f(A, B):\n    return A.matmul(B)", False),
+])
+def test_no_matrix_products(src, ok):
+    from course_utils.rules import NoMatrixProducts
+
+    assert (NoMatrixProducts().check(SourceIndex([src]), "f") is None) == ok
+
+
+def test_uses_autograd():
+    from course_utils.rules import UsesAutograd
+
+    assert UsesAutograd().check(SourceIndex(["def g(w):\n    loss.backward()\n    return w.grad"]), "g") is None
+    assert "never calls .backward()" in UsesAutograd().check(SourceIndex(["def g(w):\n    return 2 * w"]), "g")

@@ -18,39 +18,12 @@ votes: smallest label).  ``knn_cross_validate`` folds the data in order with
 
 from __future__ import annotations
 
-import ast
-from dataclasses import dataclass
-
 import numpy as np
 
-from course_utils.rules import LOOP_NODES
+from course_utils.rules import AtMostLoops
 from grader.spec import Case, Exercise, Forbid, NoLoops
 
 ASSIGNMENT = "01_knn"
-
-
-@dataclass(frozen=True)
-class AtMostLoops:
-    """At most ``limit`` Python loops (``for``, ``while``, comprehensions) in the
-    function and the helpers it calls, counted on the source like ``NoLoops``."""
-
-    limit: int
-
-    @property
-    def what(self) -> str:
-        return f"at most {self.limit} Python loop{'s' if self.limit > 1 else ''}"
-
-    def check(self, index, name: str) -> str | None:
-        nodes = index.closure(name)
-        if not nodes:
-            return f"could not find the definition of `{name}` in your answer cells"
-        count = sum(isinstance(sub, LOOP_NODES) for node in nodes for sub in ast.walk(node))
-        if count > self.limit:
-            return (
-                f"`{name}` (with the helpers it calls) has {count} Python loops or comprehensions; "
-                f"this exercise allows at most {self.limit}"
-            )
-        return None
 
 
 NO_LIBRARY_DISTANCES = Forbid(("np.linalg.norm", "scipy", "sklearn"))

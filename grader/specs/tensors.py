@@ -9,67 +9,12 @@ rule).  ``quadratic_loss_grad`` must get its gradient from autograd.
 
 from __future__ import annotations
 
-import ast
-from dataclasses import dataclass
-
 import numpy as np
 
+from course_utils.rules import MATMUL_FUNCTIONS, NoMatrixProducts, UsesAutograd
 from grader.spec import Case, Exercise, Forbid, NoLoops
 
 ASSIGNMENT = "00_tensors"
-
-MATMUL_FUNCTIONS = ("torch.matmul", "torch.bmm", "torch.mm", "torch.einsum", "torch.tensordot",
-                    "torch.baddbmm", "torch.addbmm", "torch.linalg", "torch.nn.functional.linear",
-                    "numpy.matmul", "numpy.einsum", "numpy.dot", "numpy.tensordot")
-MATMUL_METHODS = frozenset({"matmul", "bmm", "mm", "einsum", "tensordot", "baddbmm", "addbmm",
-                            "addmm", "mv", "dot", "linalg", "linear", "__matmul__", "__rmatmul__"})
-
-
-@dataclass(frozen=True)
-class NoMatrixProducts:
-    """No ``@`` operator and no matrix-product method (``A.matmul(B)``, ``A.bmm(B)``...)
-    in the function or the helpers it calls; the function forms are caught by
-    ``Forbid(MATMUL_FUNCTIONS)``."""
-
-    what: str = "no @ operator or matrix-product methods"
-
-    def check(self, index, name: str) -> str | None:
-        nodes = index.closure(name)
-        if not nodes:
-            return f"could not find the definition of `{name}` in your answer cells"
-        for node in nodes:
-            owner = getattr(node, "name", name)
-            for sub in ast.walk(node):
-                if isinstance(sub, (ast.BinOp, ast.AugAssign)) and isinstance(sub.op, ast.MatMult):
-                    return (f"`{owner}` uses the `@` operator (line {sub.lineno} of its cell); "
-                            "build the product with broadcasting and .sum()")
-                if isinstance(sub, ast.Attribute) and sub.attr in MATMUL_METHODS:
-                    return (f"`{owner}` uses `.{sub.attr}` (line {sub.lineno} of its cell), a "
-                            "matrix-product routine; build the product with broadcasting and .sum()")
-        return None
-
-
-@dataclass(frozen=True)
-class UsesAutograd:
-    """The gradient must come from autograd: the function (or a helper it calls)
-    calls ``.backward()`` or ``torch.autograd.grad``."""
-
-    what: str = "gradient computed by autograd"
-
-    def check(self, index, name: str) -> str | None:
-        nodes = index.closure(name)
-        if not nodes:
-            return f"could not find the definition of `{name}` in your answer cells"
-        for node in nodes:
-            for sub in ast.walk(node):
-                if isinstance(sub, ast.Attribute) and sub.attr == "backward":
-                    return None
-                if (isinstance(sub, ast.Attribute) and sub.attr == "grad"
-                        and isinstance(sub.value, ast.Attribute) and sub.value.attr == "autograd"):
-                    return None
-        return (f"`{name}` never calls .backward() (or torch.autograd.grad); this exercise asks "
-                "for the gradient from autograd, not a hand-derived formula")
-
 
 # --- case generators ------------------------------------------------------------
 
