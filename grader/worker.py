@@ -11,15 +11,135 @@ is trusted beyond "these are the numbers the student's code produced".
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 # Keep BLAS single-threaded: the grader runs many workers side by side.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+
+
+# ----------------------------------------------------------------------------
+# The worker's own machinery, out of the student's reach.
+#
+# Answer cells run in this process and may rebind anything they can import:
+# ``np.savez = None``, ``json.dumps = ...``, ``builtins.open = ...``,
+# ``pathlib.Path.write_text = ...``, ``sys.modules["grader.wire"] = ...``.
+# That must cost the student nothing beyond what their code earns, so:
+#
+# - the functions of this module look names up in a private copy of the
+#   builtins (set below, before any of them is defined);
+# - files the worker writes itself (progress, cells.json, outputs) go through
+#   ``os`` functions captured here, at import;
+# - after the setup cells, :class:`_Machinery` keeps a private copy of the
+#   namespace of every loaded module (and of the mutable classes they define)
+#   and puts it back, with ``sys.modules``, before the worker reads cases or
+#   writes outputs.  The student's functions then also run on the real numpy.
+# ----------------------------------------------------------------------------
+
+__builtins__ = dict(vars(builtins))  # noqa: A001  (this module's functions use this copy)
+
+_os_open, _os_write, _os_close, _os_replace, _os_exit = os.open, os.write, os.close, os.replace, os._exit
+_O_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+_json_dumps = json.dumps
+_MUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: types whose attributes cannot be set
+#: modules restored before every case (cheap); the rest (torch, ...) before every exercise
+_BULKY = ("torch", "torchvision", "triton", "sympy", "matplotlib", "scipy", "sklearn", "IPython")
+
+
+def _write_file(path: str, data: bytes, atomic: bool = True) -> None:
+    """Write ``data`` with the ``os`` functions captured at import."""
+    tmp = path + ".part" if atomic else path
+    fd = _os_open(tmp, _O_WRITE, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[_os_write(fd, view):]
+    finally:
+        _os_close(fd)
+    if atomic:
+        _os_replace(tmp, path)
+
+
+class _Machinery:
+    """Private copies of module namespaces and class attributes, put back on demand."""
+
+    def __init__(self):
+        self.modules: list[tuple[bool, str, object, dict]] = []
+        self.classes: list[tuple[bool, type, dict]] = []
+        # What restore() needs, held here: answer cells can rebind this module's globals.
+        self.sys_modules, self.module_type, self.bulky = sys.modules, type(sys), _BULKY
+        self.class_dict = type.__dict__["__dict__"].__get__
+        self.set_attr, self.del_attr = type.__setattr__, type.__delattr__
+
+    def snapshot(self) -> None:
+        for name, mod in list(self.sys_modules.items()):
+            ns = getattr(mod, "__dict__", None)
+            if isinstance(ns, dict):
+                self.modules.append((name.split(".")[0] in self.bulky, name, mod, dict(ns)))
+        with warnings.catch_warnings():  # some modules warn when their attributes are touched
+            warnings.simplefilter("ignore")
+            for bulky, name, _, saved in self.modules:
+                for value in saved.values():
+                    try:
+                        if isinstance(value, type) and value.__module__ == name \
+                                and not value.__flags__ & _MUTABLE_TYPE:
+                            self.classes.append((bulky, value, dict(vars(value))))
+                    except Exception:  # an attribute that cannot be inspected
+                        continue
+
+    def restore(self, everything: bool = True) -> None:
+        """Put back every saved module namespace, ``sys.modules`` entry and class
+        attribute, and drop names added since that shadow others (``everything``:
+        also those of the bulky libraries, a few milliseconds more)."""
+        missing, module_type, modules = object(), self.module_type, self.sys_modules
+        for bulky, name, mod, saved in self.modules:
+            if bulky and not everything:
+                continue
+            if modules.get(name, missing) is not mod:
+                modules[name] = mod
+            ns = mod.__dict__
+            for key, value in saved.items():
+                if ns.get(key, missing) is not value:
+                    ns[key] = value
+            if len(ns) != len(saved):
+                for key in [k for k, v in ns.items() if k not in saved and type(v) is not module_type]:
+                    del ns[key]  # e.g. ``numpy.lib.npyio.open = ...``, shadowing a builtin
+        for bulky, cls, saved in self.classes:
+            if bulky and not everything:
+                continue
+            current = self.class_dict(cls)
+            try:
+                for key, value in saved.items():
+                    if current.get(key, missing) is not value:
+                        self.set_attr(cls, key, value)
+                if not bulky and len(current) != len(saved):
+                    for key in [k for k in current if k not in saved]:
+                        self.del_attr(cls, key)  # e.g. ``PosixPath.write_bytes = ...``
+            except (TypeError, AttributeError):
+                continue
+
+
+_machinery = _Machinery()
+
+
+def _warm_up(wire) -> None:
+    """Run the machinery once before the snapshot, so that every module it imports
+    lazily (zipfile, ...) is loaded, and saved, before an answer cell can rebind it."""
+    import numpy as np
+
+    wire.loads(wire.dumps({"ok": True, "value": [np.zeros(2), np.float64(1.0), 1, "x", None]}))
+    try:
+        raise ValueError("warm-up")
+    except ValueError as exc:
+        _describe(exc)
+
+# ----------------------------------------------------------------------------
 
 
 class _Capped:
@@ -92,6 +212,30 @@ def _error_text(exc: BaseException, limit: int = 2000) -> str:
     return msg[:limit]
 
 
+def _describe(exc: BaseException) -> str:
+    """:func:`_error_text`, or a plain line when the exception resists being described."""
+    try:
+        return str(_error_text(exc))
+    except BaseException:
+        return "the code raised an exception that cannot be described"
+
+
+def _write_output(wire, path: str, record: dict, _restore=_machinery.restore) -> None:
+    """Write one case's record (call it after a restore); a value that cannot be
+    sent becomes an error record.  ``_restore`` is bound here, at definition."""
+    try:
+        try:
+            data = wire.dumps(record)
+        except wire.WireError as exc:
+            data = wire.dumps({"ok": False, "error": f"returned a value the grader cannot read: {exc}"})
+        except BaseException as exc:  # a value whose methods raise while it is encoded
+            _restore(everything=False)
+            data = wire.dumps({"ok": False, "error": f"returned a value the grader cannot read: {_describe(exc)}"})
+        _write_file(path, data)
+    except BaseException:
+        pass  # no output file: the grader scores the case "no result"
+
+
 def main(jobdir: str) -> int:
     job_path = Path(jobdir)
     job = json.loads((job_path / "job.json").read_text())
@@ -99,55 +243,73 @@ def main(jobdir: str) -> int:
     # sys.modules cannot swap it for something else at import time.
     from grader import drivers, wire
 
-    progress = job_path / "progress"
+    # Local names for the machinery: answer cells can rebind this module's globals
+    # (it is ``sys.modules["__main__"]``), never a running function's locals.
+    snapshot, restore, write_file, describe = _machinery.snapshot, _machinery.restore, _write_file, _describe
+    write_output, dumps, run_driver, read_case = _write_output, _json_dumps, drivers.run, wire.read
+    progress = str(job_path / "progress")
 
-    def say(state: str) -> None:
+    def say(state: str, write_file=write_file) -> None:
         # The grader watches this file: it times each exercise from here, and
         # when the process dies it knows which cell or exercise was running.
-        progress.write_text(state)
+        write_file(progress, state.encode())
 
     sys.stdout, sys.stderr = _Capped(sys.stdout), _Capped(sys.stderr)
-    ns: dict = {"__name__": "__main__"}
+    ns: dict = {"__name__": "__main__", "__builtins__": builtins}  # the real builtins, not this module's copy
     shell = _Shell(ns)
     ns["get_ipython"] = lambda: shell
     cell_errors = []
     names = job.get("cell_names") or []
     for i, src in enumerate(job["setup"] + job["cells"]):
         label = names[i] if i < len(names) else f"cell {i}"
+        if i == len(job["setup"]):
+            _warm_up(wire)
+            snapshot()  # after the instructor's setup, before any answer cell
+        elif i > len(job["setup"]):
+            restore(everything=False)
         say(f"cell {i}")
         try:
             code = compile(_transform(src), f"<{label}>", "exec")
             exec(code, ns)
         except BaseException as exc:  # SystemExit from quit() included
-            cell_errors.append(_error_text(exc))
-    (job_path / "cells.json").write_text(json.dumps({"errors": cell_errors[:20]}))
+            restore(everything=False)
+            cell_errors.append(describe(exc))
+    if not job["cells"]:
+        _warm_up(wire)
+        snapshot()
+    restore()
+    write_file(str(job_path / "cells.json"), dumps({"errors": cell_errors[:20]}).encode())
 
     for k, ex in enumerate(job["exercises"]):
+        restore()
         say(f"exercise {k}")
         name = ex["name"]
         for i in range(ex["n_cases"]):
-            out_file = job_path / f"out_{k}_{i}.npz"
+            out_file = str(job_path / f"out_{k}_{i}.npz")
             ctx = {"device": ex["device"], "dtype": ex["dtypes"][i]}
             try:
                 if name not in ns:
                     raise NameError(f"`{name}` is not defined: run the cell that defines it "
                                     "and keep its name as given")
-                inputs = wire.read(job_path / f"case_{k}_{i}.npz")
-                value = drivers.run(ex["driver"], ns[name], inputs, ctx)
-                try:
-                    wire.write(out_file, {"ok": True, "value": value})
-                except wire.WireError as exc:
-                    wire.write(out_file, {"ok": False,
-                                          "error": f"returned a value the grader cannot read: {exc}"})
+                inputs = read_case(job_path / f"case_{k}_{i}.npz")
+                value = run_driver(ex["driver"], ns[name], inputs, ctx)
+                restore(everything=False)  # the student's call may have rebound numpy, json, ...
+                write_output(wire, out_file, {"ok": True, "value": value})
             except BaseException as exc:
-                wire.write(out_file, {"ok": False, "error": _error_text(exc)})
+                restore(everything=False)
+                write_output(wire, out_file, {"ok": False, "error": describe(exc)})
+    restore()
     say("finished")
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
     return 0
 
 
 if __name__ == "__main__":
-    # os._exit: skip interpreter teardown, which student objects could hook.
+    # _os_exit (os._exit, captured at import): skip interpreter teardown, which
+    # student objects could hook.
     code = main(sys.argv[1])
-    os._exit(code)
+    _os_exit(code)
