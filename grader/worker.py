@@ -78,6 +78,14 @@ class _Machinery:
         self.set_attr, self.del_attr = type.__setattr__, type.__delattr__
 
     def snapshot(self) -> None:
+        """Save; best effort: under memory pressure what was saved is kept, and the
+        worker goes on (the student's code then runs as it would have)."""
+        try:
+            self._snapshot()
+        except BaseException:
+            pass
+
+    def _snapshot(self) -> None:
         for name, mod in list(self.sys_modules.items()):
             ns = getattr(mod, "__dict__", None)
             if isinstance(ns, dict):
@@ -96,7 +104,13 @@ class _Machinery:
     def restore(self, everything: bool = True) -> None:
         """Put back every saved module namespace, ``sys.modules`` entry and class
         attribute, and drop names added since that shadow others (``everything``:
-        also those of the bulky libraries, a few milliseconds more)."""
+        also those of the bulky libraries, a few milliseconds more).  Never raises."""
+        try:
+            self._restore(everything)
+        except BaseException:
+            pass
+
+    def _restore(self, everything: bool) -> None:
         missing, module_type, modules = object(), self.module_type, self.sys_modules
         for bulky, name, mod, saved in self.modules:
             if bulky and not everything:
@@ -128,15 +142,19 @@ class _Machinery:
 _machinery = _Machinery()
 
 
-def _warm_up(wire) -> None:
+def _warm_up(wire, sources: list[str]) -> None:
     """Run the machinery once before the snapshot, so that every module it imports
-    lazily (zipfile, ...) is loaded, and saved, before an answer cell can rebind it."""
-    import numpy as np
-
-    wire.loads(wire.dumps({"ok": True, "value": [np.zeros(2), np.float64(1.0), 1, "x", None]}))
+    lazily (zipfile, ...) is loaded, and saved, before an answer cell can rebind it;
+    import torch too when the notebook's code uses it (it would anyway)."""
     try:
+        if any("torch" in src for src in sources):
+            import torch  # noqa: F401
+
+        import numpy as np
+
+        wire.loads(wire.dumps({"ok": True, "value": [np.zeros(2), np.float64(1.0), 1, "x", None]}))
         raise ValueError("warm-up")
-    except ValueError as exc:
+    except BaseException as exc:  # MemoryError included: the worker goes on without it
         _describe(exc)
 
 # ----------------------------------------------------------------------------
@@ -263,7 +281,7 @@ def main(jobdir: str) -> int:
     for i, src in enumerate(job["setup"] + job["cells"]):
         label = names[i] if i < len(names) else f"cell {i}"
         if i == len(job["setup"]):
-            _warm_up(wire)
+            _warm_up(wire, job["setup"] + job["cells"])
             snapshot()  # after the instructor's setup, before any answer cell
         elif i > len(job["setup"]):
             restore(everything=False)
@@ -275,7 +293,7 @@ def main(jobdir: str) -> int:
             restore(everything=False)
             cell_errors.append(describe(exc))
     if not job["cells"]:
-        _warm_up(wire)
+        _warm_up(wire, job["setup"])
         snapshot()
     restore()
     write_file(str(job_path / "cells.json"), dumps({"errors": cell_errors[:20]}).encode())
