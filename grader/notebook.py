@@ -182,25 +182,35 @@ def parse_submission(raw: bytes, name: str, source: SourceNotebook) -> dict[str,
                               "open it in JupyterLab, save, and resubmit") from None
     if not isinstance(data, dict):
         raise NotebookProblem(f"{name} holds JSON that is not an object; it is not a Jupyter notebook")
-    if "nbformat" in data and data["nbformat"] != 4:
-        version = data["nbformat"] if isinstance(data["nbformat"], int) else "(not a number)"
-        raise NotebookProblem(f"{name} has nbformat {version}; the course uses nbformat 4: open it in "
-                              "JupyterLab 4, save it (that converts it), and resubmit")
-    if not isinstance(data.get("cells"), list):
+    version = data.get("nbformat")
+    if version == 3:  # the old layout: cells in worksheets, code in "input"
+        sheets = data.get("worksheets")
+        if not isinstance(sheets, list) or not all(isinstance(w, dict) and isinstance(w.get("cells"), list)
+                                                   for w in sheets):
+            raise NotebookProblem(f"{name} says nbformat 3 but has no worksheets of cells; open it in "
+                                  "JupyterLab 4, save it (that converts it to nbformat 4), and resubmit")
+        cells, key = [c for w in sheets for c in w["cells"]], "input"
+    elif version == 4:
+        if not isinstance(data.get("cells"), list):
+            raise NotebookProblem(f"{name} has no list of cells; it is not a Jupyter notebook")
+        cells, key = data["cells"], "source"
+    elif "nbformat" not in data and not isinstance(data.get("cells"), list):
         raise NotebookProblem(f"{name} has no list of cells; it is not a Jupyter notebook")
-    if data.get("nbformat") != 4:
-        raise NotebookProblem(f"{name} has no nbformat version; the course uses nbformat 4 "
-                              "(save it with JupyterLab 4)")
-    if len(data["cells"]) > MAX_CELLS:
-        raise NotebookProblem(f"{name} has {len(data['cells'])} cells, more than the {MAX_CELLS} a course "
+    else:
+        shown = ("(missing)" if "nbformat" not in data else version
+                 if isinstance(version, int) and not isinstance(version, bool) else repr(version)[:40])
+        raise NotebookProblem(f"{name} has nbformat {shown}; the course uses nbformat 4: open it in "
+                              "JupyterLab 4, save it, and resubmit")
+    if len(cells) > MAX_CELLS:
+        raise NotebookProblem(f"{name} has {len(cells)} cells, more than the {MAX_CELLS} a course "
                               "notebook can have; remove the cells you added and resubmit")
     answers: dict[str, str] = {}
-    for cell in data["cells"]:
+    for cell in cells:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         m = nbgrader_meta(cell)
         gid = m.get("grade_id")
         if isinstance(gid, str) and gid in source.solutions and gid not in answers:  # first copy wins
-            s = cell.get("source", "")
+            s = cell.get(key, "")
             answers[gid] = "".join(x for x in s if isinstance(x, str)) if isinstance(s, list) else str(s)
     return answers

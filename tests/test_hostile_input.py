@@ -102,8 +102,11 @@ def build(subs: Path) -> None:
         f.write(b'{"nbformat": 4, "cells": [')
         f.truncate(300 * 2**20)  # sparse: 300 MB that take no disk space
     (_mkdir(subs / "bad_json" / AID) / name).write_text('{"cells": [')
-    (_mkdir(subs / "nbformat3" / AID) / name).write_text(
-        json.dumps({"nbformat": 3, "nbformat_minor": 0, "worksheets": [{"cells": []}], "metadata": {}}))
+    (_mkdir(subs / "nbformat3_broken" / AID) / name).write_text(
+        json.dumps({"nbformat": 3, "nbformat_minor": 0, "cells": [], "metadata": {}}))
+    make_submission(subs / "nbformat3" / AID, AID, "reference")  # the same answers, saved as nbformat 3
+    nb = nbformat.read(str(subs / "nbformat3" / AID / name), as_version=4)
+    (subs / "nbformat3" / AID / name).write_text(nbformat.writes(nbformat.convert(nb, 3), version=3))
     (_mkdir(subs / "not_utf8" / AID) / name).write_bytes(
         b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {"author": "' + NOT_UTF8 + b'"}, "cells": []}')
     # Big but honest: a cell of 20 MB, thousands of cells.
@@ -166,7 +169,7 @@ def graded(tmp_path_factory, sandbox):
     ("deep_json", AID, "nested too deeply"),
     ("huge", AID, "over the limit of 50 MiB"),
     ("bad_json", AID, "not valid notebook JSON"),
-    ("nbformat3", AID, "nbformat 3"),
+    ("nbformat3_broken", AID, "nbformat 3 but has no worksheets"),
     ("not_utf8", AID, "not UTF-8"),
     ("newline\\u000aid", AID, "not printable"),
     (".hidden", AID, "starts with \".\""),
@@ -182,7 +185,7 @@ def test_unreadable_input_scores_zero_with_a_reason(graded, student, assignment,
                if r["student_id"] == student and r["assignment"] == assignment)
 
 
-@pytest.mark.parametrize("student", ["big_cell", "many_cells", "with space", "ünïcødé", SHELL_ID, "-rf",
+@pytest.mark.parametrize("student", ["big_cell", "many_cells", "nbformat3", "with space", "ünïcødé", SHELL_ID, "-rf",
                                      "a'b\"c"])
 def test_big_but_valid_notebooks_and_odd_ids_are_graded(graded, student):
     assert float(graded["grades"][(student, AID)]["score"]) == _full()
@@ -215,7 +218,7 @@ def test_links_are_not_followed_and_nothing_is_written_outside_out(graded):
 
 def test_one_row_per_submission(graded):
     assert len(graded["grades"]) == len(set(graded["grades"]))
-    expected = 13 + 7 + len(REBINDINGS)
+    expected = 13 + 8 + len(REBINDINGS)
     assert len(graded["grades"]) == expected, sorted(graded["grades"])
 
 
