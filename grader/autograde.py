@@ -38,7 +38,7 @@ from .notebook import (
     too_big_reason,
 )
 from .results import Status, SubmissionRecord, load_result, new_record, save_result, write_csvs
-from .runner import GradingContext, grade_exercises
+from .runner import GradingContext, choose_device, grade_exercises
 from .sandbox import Limits, get_sandbox
 from .spec import ExerciseResult
 from .specs import exercises
@@ -284,13 +284,25 @@ def grade_submission(ctx: GradingContext, sub: Submission) -> SubmissionRecord:
 # The batch
 # ----------------------------------------------------------------------------
 
-def make_payload(sub: Submission, fp: str, sandbox: str, limits: Limits, device: str) -> dict:
+
+def _needs_torch(assignment_ids) -> bool:
+    for aid in assignment_ids:
+        try:
+            if any(ex.uses_torch for ex in exercises(aid).values()):
+                return True
+        except KeyError:
+            continue
+    return False
+
+def make_payload(sub: Submission, fp: str, sandbox: str, limits: Limits, device: str,
+                 gpu_share: float = 1.0) -> dict:
     """Everything needed to grade one submission, as plain data: it can be sent
     to another process or machine (Dask) that has the course installed.
     ``sub`` has been through :func:`read_files`: nothing is read again here."""
     return {"student_id": sub.student_id, "assignment": sub.assignment, "files": dict(sub.files),
             "rejected": dict(sub.rejected), "problem": sub.problem,
-            "fingerprint": fp, "sandbox": sandbox, "limits": dict(limits.__dict__), "device": device}
+            "fingerprint": fp, "sandbox": sandbox, "limits": dict(limits.__dict__), "device": device,
+            "gpu_share": gpu_share}
 
 
 _contexts: dict[tuple, GradingContext] = {}
@@ -298,17 +310,18 @@ _contexts: dict[tuple, GradingContext] = {}
 
 def grade_payload(payload: dict) -> dict:
     """Grade one submission from its payload; the same code runs locally and on Dask workers."""
-    key = (payload["sandbox"], json.dumps(payload["limits"], sort_keys=True), payload["device"])
+    share = float(payload.get("gpu_share", 1.0))
+    key = (payload["sandbox"], json.dumps(payload["limits"], sort_keys=True), payload["device"], share)
     ctx = _contexts.get(key)
     if ctx is None:
         ctx = _contexts[key] = GradingContext(get_sandbox(payload["sandbox"]), Limits(**payload["limits"]),
-                                              payload["device"])
+                                              payload["device"], gpu_share=share)
     files = {n: d for n, d in payload["files"].items() if "/" not in n and not n.startswith(".")}
     sub = Submission(payload["student_id"], payload["assignment"], Path("/nonexistent"), payload.get("problem"),
                      files, dict(payload.get("rejected") or {}))
     with tempfile.TemporaryDirectory(prefix="submission-") as tmp:
         os.chmod(tmp, 0o711)
-        local = GradingContext(ctx.sandbox, ctx.limits, ctx.device, Path(tmp))
+        local = GradingContext(ctx.sandbox, ctx.limits, ctx.device, Path(tmp), ctx.gpu_share)
         try:
             rec = grade_submission(local, sub)
         except Exception as exc:  # a grader fault must not sink the batch
@@ -350,13 +363,15 @@ def run_local(payloads: list[dict], workers: int, on_result) -> None:
 def autograde(submissions: Path, out: Path, *, assignments: list[str] | None = None,
               workers: int | None = None, sandbox: str = "auto", limits: Limits | None = None,
               db_url: str | None = None, resume: bool = True, scheduler: str | None = None,
-              log=print) -> list[SubmissionRecord]:
+              device: str = "auto", log=print) -> list[SubmissionRecord]:
     """Grade every submission under ``submissions``; write results, CSVs, feedback, gradebook.
 
     ``scheduler`` (``tcp://host:port``) sends the work to a Dask cluster;
-    otherwise ``workers`` submissions are graded at once on this machine.
+    otherwise ``workers`` submissions are graded at once on this machine.  ``device``
+    (``auto``, ``cpu`` or ``cuda``) is where torch exercises run, for the student's code
+    and the reference alike; with a GPU each of the ``workers`` may use its share of the
+    GPU's memory.
     """
-    from .evaluate import grading_device
     from .feedback import write_feedback
     from .gradebook import record_in_gradebook
 
@@ -364,9 +379,11 @@ def autograde(submissions: Path, out: Path, *, assignments: list[str] | None = N
     out.mkdir(parents=True, exist_ok=True)
     limits = limits or Limits()
     workers = workers or os.cpu_count() or 1
-    get_sandbox(sandbox)  # fail now, loudly, if the sandbox cannot run here
-    device = grading_device()
     subs = discover(Path(submissions), assignments)
+    # Fail now, loudly and once, if the sandbox or the device cannot work here.
+    probe = GradingContext(get_sandbox(sandbox), limits)
+    device = choose_device(probe, device, _needs_torch({s.assignment for s in subs if not s.problem}), log=log)
+    gpu_share = 1.0 / workers if device.startswith("cuda") and not scheduler else 1.0
     where = f"Dask scheduler {scheduler}" if scheduler else f"{workers} workers"
     log(f"grading {len(subs)} submissions on {where} (sandbox: {sandbox}, device: {device})")
     records: list[SubmissionRecord] = []
@@ -380,12 +397,12 @@ def autograde(submissions: Path, out: Path, *, assignments: list[str] | None = N
             records.append(prev)
             reused += 1
         elif sub.problem:  # nothing to grade: its record is ready
-            rec = grade_submission(GradingContext(get_sandbox(sandbox), limits, device), sub)
+            rec = grade_submission(probe, sub)
             rec["fingerprint"] = fp
             save_result(out, rec)
             records.append(rec)
         else:
-            todo.append(make_payload(sub, fp, sandbox, limits, device))
+            todo.append(make_payload(sub, fp, sandbox, limits, device, gpu_share))
         sub.files = None  # the payload holds them now
     if reused:
         log(f"reusing {reused} results from an earlier run")

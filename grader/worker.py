@@ -261,6 +261,13 @@ def main(jobdir: str) -> int:
     # sys.modules cannot swap it for something else at import time.
     from grader import drivers, wire
 
+    if job.get("gpu_memory_fraction"):
+        # Workers share the GPU: each may allocate only its part of the memory.
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.set_per_process_memory_fraction(float(job["gpu_memory_fraction"]))
+
     # Local names for the machinery: answer cells can rebind this module's globals
     # (it is ``sys.modules["__main__"]``), never a running function's locals.
     snapshot, restore, write_file, describe = _machinery.snapshot, _machinery.restore, _write_file, _describe
