@@ -37,6 +37,7 @@ from .notebook import (
     source_notebooks,
     too_big_reason,
 )
+from .paths import solutions_dir
 from .results import Status, SubmissionRecord, load_result, new_record, save_result, write_csvs
 from .runner import GradingContext, choose_device, grade_exercises
 from .sandbox import Limits, get_sandbox
@@ -135,7 +136,12 @@ def discover(root: Path, only: list[str] | None = None) -> list[Submission]:
         if problem and not sdir.is_dir(follow_symlinks=False):
             subs.append(Submission(sid, "", Path(sdir.path), problem))
             continue
-        for adir in _entries(Path(sdir.path)):
+        try:
+            adirs = _entries(Path(sdir.path))
+        except OSError as exc:
+            subs.append(Submission(sid, "", Path(sdir.path), f"the student folder cannot be read ({exc.strerror})"))
+            continue
+        for adir in adirs:
             if adir.name in TOOL_FOLDERS or adir.is_file(follow_symlinks=False):
                 continue
             if only and adir.name not in only:
@@ -145,6 +151,23 @@ def discover(root: Path, only: list[str] | None = None) -> list[Submission]:
     return subs
 
 
+_instructor_inodes: set[tuple[int, int]] | None = None
+
+
+def _instructor_files() -> set[tuple[int, int]]:
+    """(device, inode) of every source notebook, to recognise hard links to them."""
+    global _instructor_inodes
+    if _instructor_inodes is None:
+        _instructor_inodes = set()
+        for p in solutions_dir().glob("*/*.ipynb"):
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            _instructor_inodes.add((st.st_dev, st.st_ino))
+    return _instructor_inodes
+
+
 def read_files(sub: Submission) -> None:
     """Read the submission's notebooks (``*.ipynb`` regular files at the top of
     its folder) into ``sub.files``; every other ``*.ipynb`` entry (links, fifos,
@@ -152,12 +175,20 @@ def read_files(sub: Submission) -> None:
     sub.files, sub.rejected = {}, {}
     if sub.problem:
         return
-    for e in _entries(sub.folder):
+    try:
+        entries = _entries(sub.folder)
+    except OSError as exc:
+        sub.problem = f"the folder {sub.student_id}/{sub.assignment} cannot be read ({exc.strerror})"
+        return
+    for e in entries:
         if not e.name.endswith(".ipynb") or e.name.startswith("."):
             continue
         name = id_text(e.name)
         st = e.stat(follow_symlinks=False)
-        if not stat.S_ISREG(st.st_mode):
+        if (st.st_dev, st.st_ino) in _instructor_files():
+            sub.rejected[name] = (f"{name} is a hard link to the instructor's source notebook, not a "
+                                  "submission; submit your own notebook")
+        elif not stat.S_ISREG(st.st_mode):
             sub.rejected[name] = not_a_file_reason(name, st.st_mode)
         elif st.st_size > MAX_NOTEBOOK_BYTES:
             sub.rejected[name] = too_big_reason(name, st.st_size)

@@ -95,6 +95,12 @@ def build(subs: Path) -> None:
     os.symlink(ROOT / "solutions", subs / "link_student")
     os.symlink(sol, _mkdir(subs / "link_assignment") / AID)
     os.mkfifo(_mkdir(subs / "fifo" / AID) / name)
+    os.mkfifo(subs / "fifo_student")
+    try:
+        os.link(sol / name, _mkdir(subs / "hardlink" / AID) / name)
+    except OSError:  # the temporary folder is on another file system than the course
+        (subs / "hardlink" / AID).rmdir()
+        (subs / "hardlink").rmdir()
     # Files that are not notebooks, or are too much of one.
     deep = 100_000
     (_mkdir(subs / "deep_json" / AID) / name).write_text('{"cells": ' + "[" * deep + "]" * deep + "}")
@@ -166,6 +172,8 @@ def graded(tmp_path_factory, sandbox):
     ("link_student", "", "student folder \"link_student\" is a symbolic link"),
     ("link_assignment", AID, "assignment folder \"01_knn\" is a symbolic link"),
     ("fifo", AID, "named pipe"),
+    ("fifo_student", "", "student folder \"fifo_student\" is a named pipe (fifo), not a folder"),
+    ("hardlink", AID, "hard link to the instructor's source notebook"),
     ("deep_json", AID, "nested too deeply"),
     ("huge", AID, "over the limit of 50 MiB"),
     ("bad_json", AID, "not valid notebook JSON"),
@@ -177,6 +185,8 @@ def graded(tmp_path_factory, sandbox):
     ("caf\\xe9", AID, "not UTF-8"),
 ])
 def test_unreadable_input_scores_zero_with_a_reason(graded, student, assignment, words):
+    if student == "hardlink" and not (graded["subs"] / student).exists():
+        pytest.skip("no hard link can join the temporary folder and the course here")
     row = graded["grades"][(student, assignment)]
     assert float(row["score"]) == 0
     reason = graded["problems"][(student, assignment)]["reason"]
@@ -218,7 +228,7 @@ def test_links_are_not_followed_and_nothing_is_written_outside_out(graded):
 
 def test_one_row_per_submission(graded):
     assert len(graded["grades"]) == len(set(graded["grades"]))
-    expected = 13 + 8 + len(REBINDINGS)
+    expected = 14 + (graded["subs"] / "hardlink").exists() + 8 + len(REBINDINGS)
     assert len(graded["grades"]) == expected, sorted(graded["grades"])
 
 
