@@ -66,12 +66,16 @@ def _read(path: Path) -> dict:
         raise ValueError(f"{path.name} is nested too deeply to be a notebook") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path.name} is not a notebook")
+    cells = data.get("cells")
+    data["cells"] = [c for c in cells if isinstance(c, dict)] if isinstance(cells, list) else []
+    if not isinstance(data.get("metadata"), dict):
+        data["metadata"] = {}
     return data
 
 
 def _source(cell: dict) -> str:
     s = cell.get("source", "")
-    return "".join(s) if isinstance(s, list) else str(s)
+    return "".join(x for x in s if isinstance(x, str)) if isinstance(s, list) else str(s)
 
 
 def _nbgrader(cell: dict) -> dict:
@@ -185,7 +189,10 @@ def assignment_info(nb: dict, aid: str = "") -> AssignmentInfo:
     goals = meta.get("goals")
     goals = [str(g) for g in goals] if isinstance(goals, list) else _parse_goals(first)
     minutes = meta.get("minutes")
-    spent = _format_minutes(minutes) if isinstance(minutes, (int, float, list, tuple)) else _parse_time(first)
+    try:
+        spent = _format_minutes(minutes) if isinstance(minutes, (int, float, list, tuple)) else _parse_time(first)
+    except (TypeError, ValueError, OverflowError):  # "minutes": ["a", "b"] and the like
+        spent = _parse_time(first)
     return AssignmentInfo(aid=aid, title=title, goals=goals, time=spent)
 
 

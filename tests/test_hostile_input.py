@@ -235,3 +235,37 @@ def test_one_row_per_submission(graded):
 def test_batch_time(graded):
     print(f"hostile input batch: {graded['seconds']:.1f} s")
     assert graded["seconds"] < 600
+
+
+# ----------------------------------------------------------------------------
+# The same input met by a student's own tools: ``grader check`` and the course index
+# ----------------------------------------------------------------------------
+
+def test_check_never_takes_a_path_from_the_notebooks_metadata(tmp_path):
+    from grader.selfcheck import assignment_of
+
+    nb = tmp_path / "01_knn" / "knn.ipynb"
+    nb.parent.mkdir()
+    for aid in ("../../../tmp/escape", "/etc", "..", ".", "01_knn/../.."):
+        nb.write_text(json.dumps({"nbformat": 4, "cells": [], "metadata": {"course": {"assignment": aid}}}))
+        assert assignment_of(nb) == "01_knn"  # the folder's name, never the path written in the file
+    nb.write_text("[" * 100_000)
+    assert assignment_of(nb) == "01_knn"
+
+
+def test_course_index_reads_hostile_notebooks_without_failing(tmp_path):
+    from course_utils.progress import collect
+
+    folder = tmp_path / "01_knn"
+    folder.mkdir()
+    (folder / "deep.ipynb").write_text('{"cells": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    (folder / "list.ipynb").write_text("[1, 2]")
+    (folder / "odd_cells.ipynb").write_text(json.dumps({"cells": [1, "x", {"metadata": []}, {
+        "cell_type": "markdown", "source": [1, None]}], "metadata": {"course": {"minutes": ["a", "b"]}}}))
+    with open(folder / "huge.ipynb", "wb") as f:
+        f.truncate(300 * 2**20)
+    (folder / "latin1.ipynb").write_bytes(b'{"cells": [], "x": "' + NOT_UTF8 + b'"}')
+    [info] = collect(tmp_path)
+    assert sorted(n.path.name for n in info.notebooks) == [
+        "deep.ipynb", "huge.ipynb", "latin1.ipynb", "list.ipynb", "odd_cells.ipynb"]
+    assert all(n.filled == n.total == 0 for n in info.notebooks)
