@@ -76,6 +76,17 @@ REBINDINGS = {
     "rebind_worker": _with_top("import sys\nw = sys.modules['__main__']\n"
                                "for k in list(vars(w)):\n    if k.startswith('_') and not k.startswith('__'):\n"
                                "        setattr(w, k, None)"),
+    # The worker's own files are input to the grader too: a fifo where the grader reads, links
+    # to the instructor's files; then the process ends.  The grader must not hang or leak.
+    "worker_files": _with_top("import os, sys", inside=f"""
+for n in ("progress", "cells.json", "out_0_1.npz", "out_1_0.npz"):
+    p = os.path.join(sys.argv[1], n)
+    if os.path.lexists(p):
+        os.remove(p)
+    os.mkfifo(p)
+os.remove(os.path.join(sys.argv[1], "log.txt"))
+os.symlink({str(ROOT / "solutions" / "01_knn" / "knn.ipynb")!r}, os.path.join(sys.argv[1], "log.txt"))
+os._exit(0)"""),
     "rebind_in_call": _with_top("import numpy as np, json, os, builtins",
                                 inside="np.savez = None\njson.dumps = None\nos.replace = None\n"
                                        "builtins.open = None\nimport sys\nsys.modules['grader.wire'] = None"),
@@ -204,7 +215,17 @@ def test_big_but_valid_notebooks_and_odd_ids_are_graded(graded, student):
     assert page.is_file()
 
 
-@pytest.mark.parametrize("student", sorted(REBINDINGS))
+def test_files_the_worker_leaves_are_not_trusted(graded):
+    """A fifo or a link where the grader reads the worker's files neither hangs the batch
+    (it finished) nor shows the file behind the link in results or feedback."""
+    rec = (graded["out"] / "results" / "worker_files" / f"{AID}.json").read_text()
+    page = (graded["out"] / "feedback" / "worker_files" / AID / f"{_source().name}.html").read_text()
+    assert float(graded["grades"][("worker_files", AID)]["score"]) < _full()
+    for text in (rec, page):
+        assert "nbformat_minor" not in text and "BEGIN SOLUTION" not in text
+
+
+@pytest.mark.parametrize("student", sorted(set(REBINDINGS) - {"worker_files"}))
 def test_rebinding_the_workers_machinery_costs_nothing(graded, student):
     rows = [r for r in graded["detailed"] if r["student_id"] == student and r["kind"] == "auto"]
     assert rows and all(r["status"] == "passed" for r in rows), rows
