@@ -290,3 +290,27 @@ def test_course_index_reads_hostile_notebooks_without_failing(tmp_path):
     assert sorted(n.path.name for n in info.notebooks) == [
         "deep.ipynb", "huge.ipynb", "latin1.ipynb", "list.ipynb", "odd_cells.ipynb"]
     assert all(n.filled == n.total == 0 for n in info.notebooks)
+
+
+def test_a_worker_that_keeps_rewriting_its_progress_is_stopped(tmp_path, sandbox):
+    """The grader times each step from the worker's progress file; a worker that keeps
+    changing it (while doing nothing) still meets the deadline of the whole run."""
+    subs = tmp_path / "submitted"
+    toggle = _with_top("import os, sys, time", inside="""
+p = os.path.join(sys.argv[1], "progress")
+for i in range(100_000):
+    with open(p, "w") as f:
+        f.write(f"cell {i % 2}")
+    time.sleep(0.3)""")
+    make_submission(subs / "toggler" / AID, AID, "reference", overrides={TARGET: toggle})
+    cmd = [sys.executable, "-m", "grader", "autograde", str(subs), "--out", str(tmp_path / "out"),
+           "--workers", "1", "--sandbox", sandbox, "--limit", "wall_s=3", "--limit", "cpu_s=10",
+           "--limit", "submission_wall_s=20"]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # one run of the worker: 3 s for each of 8 cells and 6 exercises, then the budget is spent
+    assert time.monotonic() - t0 < 120
+    with open(tmp_path / "out" / "grades_detailed.csv", encoding="utf-8") as f:
+        rows = {r["grade_id"]: r["status"] for r in csv.DictReader(f) if r["kind"] == "auto"}
+    assert rows[f"test_{TARGET}"] == "timeout"
