@@ -8,8 +8,8 @@ from hypothesis.extra import numpy as hnp
 
 from course_utils.checks import (
     SelfCheckError,
-    check_close,
     check_at_most_loops,
+    check_close,
     check_dtype,
     check_equal,
     check_no_loops,
