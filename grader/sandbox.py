@@ -31,9 +31,11 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import BadArgument, UserError
 
-class SandboxUnavailable(RuntimeError):
-    pass
+
+class SandboxUnavailable(UserError, RuntimeError):
+    """The chosen sandbox cannot run here; the message says how to install or allow it."""
 
 
 @dataclass
@@ -56,9 +58,13 @@ class Limits:
             key, _, value = item.partition("=")
             key = key.strip().replace("-", "_")
             if not hasattr(lim, key) or not value:
-                raise ValueError(f"unknown limit {item!r}; use KEY=VALUE with KEY one of "
+                raise BadArgument(f"unknown limit {item!r}; use KEY=VALUE with KEY one of "
                                  f"{', '.join(lim.__dataclass_fields__)}")
-            setattr(lim, key, type(getattr(lim, key))(value))
+            try:
+                setattr(lim, key, type(getattr(lim, key))(value))
+            except ValueError:
+                raise BadArgument(f"limit {key} needs a number, not {value!r} (e.g. --limit {key}="
+                                  f"{getattr(lim, key)})") from None
         return lim
 
     def preexec(self, drop_privileges: bool = False):
@@ -245,7 +251,7 @@ def get_sandbox(name: str = "auto") -> Sandbox:
         return Container(name)
     if name == "none":
         return NoSandbox()
-    raise ValueError(f"unknown sandbox {name!r}; choose auto, bwrap, docker, podman or none")
+    raise BadArgument(f"unknown sandbox {name!r}; choose auto, bwrap, docker, podman or none")
 
 
 def worker_argv(sandbox: Sandbox, jobdir: Path) -> list[str]:
