@@ -99,6 +99,12 @@ def main(jobdir: str) -> int:
     # sys.modules cannot swap it for something else at import time.
     from grader import drivers, wire
 
+    if job.get("gpu_memory_fraction"):
+        # Workers share the GPU: each may allocate only its part of the memory.
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.set_per_process_memory_fraction(float(job["gpu_memory_fraction"]))
     progress = job_path / "progress"
 
     def say(state: str) -> None:
