@@ -26,6 +26,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import MissingFile
 from .notebook import (
     MAX_NOTEBOOK_BYTES,
     NotebookProblem,
@@ -126,7 +127,7 @@ def discover(root: Path, only: list[str] | None = None) -> list[Submission]:
     regular files next to the student folders are ignored."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a folder; expected SUBMISSIONS/<student_id>/<assignment_id>/*.ipynb")
+        raise MissingFile(f"{root} is not a folder; expected SUBMISSIONS/<student_id>/<assignment_id>/*.ipynb")
     subs = []
     for sdir in _entries(root):
         if sdir.name in TOOL_FOLDERS or (sdir.is_file(follow_symlinks=False)):

@@ -25,6 +25,7 @@ import csv
 from collections import defaultdict
 from pathlib import Path
 
+from .errors import BadArgument, MissingFile
 from .results import Status, SubmissionRecord, fmt_score, load_results, table, write_atomic
 
 __all__ = ["grades_by_exercise", "lms_table", "load_results", "pass_rates", "pass_rates_csv",
@@ -169,13 +170,15 @@ def plot_pass_rates(rows: list[dict], path: Path) -> Path:
 
 def read_roster(path: Path) -> dict[str, dict]:
     """student_id -> {first_name, last_name, name, lms_id, sis_user_id, sis_login_id, section, email}."""
+    if not Path(path).is_file():
+        raise MissingFile(f"the roster {path} does not exist; give a CSV file with a student_id column")
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         fields = {(h or "").strip().lower(): h for h in reader.fieldnames or []}
         cols = {key: next((fields[a] for a in aliases if a in fields), None)
                 for key, aliases in ROSTER_ALIASES.items()}
         if cols["student_id"] is None:
-            raise ValueError(f"{path}: the roster needs a student_id column (the nbgrader student id); "
+            raise BadArgument(f"{path}: the roster needs a student_id column (the nbgrader student id); "
                              f"it has {', '.join(reader.fieldnames or [])}")
         roster = {}
         for row in reader:
@@ -234,7 +237,7 @@ def lms_totals(records: list[SubmissionRecord], overrides: dict | None = None) -
 def lms_table(records: list[SubmissionRecord], lms: str = "canvas", people: dict[str, dict] | None = None,
               overrides: dict | None = None) -> tuple[list[str], list[list]]:
     if lms not in LMS_FORMATS:
-        raise ValueError(f"unknown LMS {lms!r}; choose one of {', '.join(LMS_FORMATS)}")
+        raise BadArgument(f"unknown LMS {lms!r}; choose one of {', '.join(LMS_FORMATS)}")
     people = people or {}
     aids = _assignments(records)
     points = {}

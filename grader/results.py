@@ -15,7 +15,7 @@ boundaries); :class:`SubmissionRecord`, :class:`NotebookRecord` and
 names every status a cell can have.  ``Status`` is a ``str`` enum, so it is
 written to JSON and CSV as its plain value (``passed``, ...).
 
-This module imports nothing else from the grader, so every part of it
+This module imports nothing else from the grader but its errors, so every part of it
 (autograde, export, feedback, ``grader check``, ``course_utils.progress``)
 can use it without import cycles.
 """
@@ -30,6 +30,8 @@ import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import TypedDict
+
+from .errors import MissingFile
 
 __all__ = [
     "DETAILED_HEADER", "GRADES_HEADER", "PROBLEMS_HEADER", "CellRecord", "NotebookRecord", "Status",
@@ -171,7 +173,7 @@ def load_results(out: Path) -> list[SubmissionRecord]:
         if is_record(rec):
             records.append(rec)
     if not records:
-        raise FileNotFoundError(f"no results in {Path(out) / 'results'}; run `python -m grader autograde` first")
+        raise MissingFile(f"no results in {Path(out) / 'results'}; run `python -m grader autograde` first")
     return records
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from ..errors import UnknownName
 from ..spec import Exercise
 
 MODULES: dict[str, str] = {
@@ -21,7 +22,7 @@ def exercises(assignment: str) -> dict[str, Exercise]:
     try:
         modname = MODULES[assignment]
     except KeyError:
-        raise KeyError(f"no hidden-test spec for assignment {assignment!r}; "
+        raise UnknownName(f"no hidden-test spec for assignment {assignment!r}; "
                        f"known: {', '.join(sorted(MODULES)) or 'none'}") from None
     mod = importlib.import_module(modname)
     out: dict[str, Exercise] = {}
