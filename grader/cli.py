@@ -45,9 +45,9 @@ def _cmd_autograde(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .exports import write_exports
+    from .exports import load_results, write_exports  # load_results: grader.results's, re-exported
     from .feedback import write_feedback
-    from .results import load_results, write_csvs
+    from .results import write_csvs
 
     out = Path(args.out)
     records = load_results(out)
