@@ -47,7 +47,7 @@ __builtins__ = dict(vars(builtins))  # noqa: A001  (this module's functions use 
 _os_open, _os_write, _os_close, _os_replace, _os_exit = os.open, os.write, os.close, os.replace, os._exit
 _O_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 _json_dumps = json.dumps
-_MUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: types whose attributes cannot be set
+_IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: a type whose attributes cannot be set
 #: modules restored before every case (cheap); the rest (torch, ...) before every exercise
 _BULKY = ("torch", "torchvision", "triton", "sympy", "matplotlib", "scipy", "sklearn", "IPython")
 
@@ -96,7 +96,7 @@ class _Machinery:
                 for value in saved.values():
                     try:
                         if isinstance(value, type) and value.__module__ == name \
-                                and not value.__flags__ & _MUTABLE_TYPE:
+                                and not value.__flags__ & _IMMUTABLE_TYPE:
                             self.classes.append((bulky, value, dict(vars(value))))
                     except Exception:  # an attribute that cannot be inspected
                         continue
