@@ -8,6 +8,7 @@ import numpy as np
 
 from . import driver, to_torch
 
+
 def _same_array(a: np.ndarray, b: Any) -> bool:
     return (isinstance(b, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype
             and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")))
