@@ -77,7 +77,7 @@ class SourceIndex:
         if not target:
             return name
         if "." not in target and isinstance(self.defs.get(name), ast.ClassDef) \
-                and self._method(self.defs[name], target) is not None:
+                and (self._method(self.defs[name], target) is not None or target not in self.defs):
             return f"{name}.{target}"
         return target
 
