@@ -532,13 +532,16 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def check_report(path: str | Path, sandbox: str | None = None, timeout: float = 900) -> CheckReport:
+def check_report(path: str | Path, sandbox: str | None = None, timeout: float = 900,
+                 device: str | None = None) -> CheckReport:
     """Grade the saved notebook at ``path`` with ``python -m grader check`` and return the report."""
     path = Path(path).resolve()
     saved = path.stat().st_mtime
     cmd = [sys.executable, "-m", "grader", "check", str(path), "--json"]
     if sandbox:
         cmd += ["--sandbox", sandbox]
+    if device:
+        cmd += ["--device", device]
     env = dict(os.environ, MPLBACKEND="Agg")
     t0 = time.monotonic()
     try:
@@ -564,13 +567,16 @@ def check_report(path: str | Path, sandbox: str | None = None, timeout: float = 
     return CheckReport(path, data, seconds=seconds, saved=saved)
 
 
-def check_my_work(notebook: str | Path | None = None, sandbox: str | None = None) -> None:
+def check_my_work(notebook: str | Path | None = None, sandbox: str | None = None,
+                  device: str | None = None) -> None:
     """Grade this notebook, as saved on disk, like the instructor's autograder, and show a table.
 
     Save first (Ctrl+S, or ⌘S on a Mac): the check reads the file, not this kernel.
     ``notebook``: the file to check (default: the notebook this kernel runs).
     ``sandbox``: passed to ``python -m grader check --sandbox`` ("none" grades without isolation,
     for your own code on a machine without bubblewrap).
+    ``device``: where torch exercises run, "auto" (default: the GPU when there is one), "cpu"
+    or "cuda".
     """
     try:
         path = find_notebook(notebook)
@@ -583,7 +589,7 @@ def check_my_work(notebook: str | Path | None = None, sandbox: str | None = None
     note = (f"Checking {path.name} as saved at {when} ({_ago(saved)}); save with Ctrl+S first if you "
             "changed it. Grading every exercise with the hidden tests takes 10 to 60 seconds...")
     handle = _show_progress(note)
-    report = check_report(path, sandbox=sandbox)
+    report = check_report(path, sandbox=sandbox, device=device)
     report.unsaved = unsaved
     if handle is not None:
         handle.update(report)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .notebook import NotebookProblem, SourceNotebook, read_submission, source_notebooks
-from .runner import GradingContext, grade_exercises
+from .runner import GradingContext, choose_device, grade_exercises
 from .sandbox import Limits, get_sandbox
 from .spec import ExerciseResult
 from .specs import exercises
@@ -223,12 +223,24 @@ def write_csvs(out: Path, records: list[dict]) -> None:
 # The batch
 # ----------------------------------------------------------------------------
 
-def make_payload(sub: Submission, fp: str, sandbox: str, limits: Limits, device: str) -> dict:
+
+def _needs_torch(assignment_ids) -> bool:
+    for aid in assignment_ids:
+        try:
+            if any(ex.uses_torch for ex in exercises(aid).values()):
+                return True
+        except KeyError:
+            continue
+    return False
+
+def make_payload(sub: Submission, fp: str, sandbox: str, limits: Limits, device: str,
+                 gpu_share: float = 1.0) -> dict:
     """Everything needed to grade one submission, as plain data: it can be sent
     to another process or machine (Dask) that has the course installed."""
     files = {p.name: p.read_bytes() for p in sorted(sub.folder.glob("*.ipynb"))}
     return {"student_id": sub.student_id, "assignment": sub.assignment, "files": files,
-            "fingerprint": fp, "sandbox": sandbox, "limits": dict(limits.__dict__), "device": device}
+            "fingerprint": fp, "sandbox": sandbox, "limits": dict(limits.__dict__), "device": device,
+            "gpu_share": gpu_share}
 
 
 _contexts: dict[tuple, GradingContext] = {}
@@ -236,11 +248,12 @@ _contexts: dict[tuple, GradingContext] = {}
 
 def grade_payload(payload: dict) -> dict:
     """Grade one submission from its payload; the same code runs locally and on Dask workers."""
-    key = (payload["sandbox"], json.dumps(payload["limits"], sort_keys=True), payload["device"])
+    share = float(payload.get("gpu_share", 1.0))
+    key = (payload["sandbox"], json.dumps(payload["limits"], sort_keys=True), payload["device"], share)
     ctx = _contexts.get(key)
     if ctx is None:
         ctx = _contexts[key] = GradingContext(get_sandbox(payload["sandbox"]), Limits(**payload["limits"]),
-                                              payload["device"])
+                                              payload["device"], gpu_share=share)
     with tempfile.TemporaryDirectory(prefix="submission-") as tmp:
         os.chmod(tmp, 0o711)
         folder = Path(tmp) / "files"
@@ -249,7 +262,7 @@ def grade_payload(payload: dict) -> dict:
             if "/" in name or name.startswith("."):
                 continue
             (folder / name).write_bytes(data)
-        local = GradingContext(ctx.sandbox, ctx.limits, ctx.device, Path(tmp))
+        local = GradingContext(ctx.sandbox, ctx.limits, ctx.device, Path(tmp), ctx.gpu_share)
         rec = grade_submission(local, Submission(payload["student_id"], payload["assignment"], folder))
     rec["fingerprint"] = payload["fingerprint"]
     return rec
@@ -278,13 +291,15 @@ def run_local(payloads: list[dict], workers: int, on_result) -> None:
 def autograde(submissions: Path, out: Path, *, assignments: list[str] | None = None,
               workers: int | None = None, sandbox: str = "auto", limits: Limits | None = None,
               db_url: str | None = None, resume: bool = True, scheduler: str | None = None,
-              log=print) -> list[dict]:
+              device: str = "auto", log=print) -> list[dict]:
     """Grade every submission under ``submissions``; write results, CSVs, feedback, gradebook.
 
     ``scheduler`` (``tcp://host:port``) sends the work to a Dask cluster;
-    otherwise ``workers`` submissions are graded at once on this machine.
+    otherwise ``workers`` submissions are graded at once on this machine.  ``device``
+    (``auto``, ``cpu`` or ``cuda``) is where torch exercises run, for the student's code
+    and the reference alike; with a GPU each of the ``workers`` may use its share of the
+    GPU's memory.
     """
-    from .evaluate import grading_device
     from .feedback import write_feedback
     from .gradebook import record_in_gradebook
 
@@ -292,9 +307,11 @@ def autograde(submissions: Path, out: Path, *, assignments: list[str] | None = N
     out.mkdir(parents=True, exist_ok=True)
     limits = limits or Limits()
     workers = workers or os.cpu_count() or 1
-    get_sandbox(sandbox)  # fail now, loudly, if the sandbox cannot run here
-    device = grading_device()
     subs = discover(Path(submissions), assignments)
+    # Fail now, loudly and once, if the sandbox or the device cannot work here.
+    probe = GradingContext(get_sandbox(sandbox), limits)
+    device = choose_device(probe, device, _needs_torch({s.assignment for s in subs}), log=log)
+    gpu_share = 1.0 / workers if device.startswith("cuda") and not scheduler else 1.0
     where = f"Dask scheduler {scheduler}" if scheduler else f"{workers} workers"
     log(f"grading {len(subs)} submissions on {where} (sandbox: {sandbox}, device: {device})")
     records: list[dict] = []
@@ -305,7 +322,7 @@ def autograde(submissions: Path, out: Path, *, assignments: list[str] | None = N
         if prev is not None:
             records.append(prev)
         else:
-            todo.append(make_payload(sub, fp, sandbox, limits, device))
+            todo.append(make_payload(sub, fp, sandbox, limits, device, gpu_share))
     if records:
         log(f"reusing {len(records)} results from an earlier run")
     lock = threading.Lock()

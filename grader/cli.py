@@ -36,7 +36,8 @@ def _cmd_autograde(args) -> int:
 
     records = autograde(Path(args.submissions), Path(args.out), assignments=args.assignment or None,
                         workers=args.workers, sandbox=args.sandbox, limits=_limits(args),
-                        db_url=args.db, resume=not args.no_resume, scheduler=args.scheduler)
+                        db_url=args.db, resume=not args.no_resume, scheduler=args.scheduler,
+                        device=args.device)
     total = len(records)
     print(f"graded {total} submissions; grades in {Path(args.out) / 'grades.csv'}")
     return 0
@@ -64,7 +65,7 @@ def _cmd_check(args) -> int:
     from .selfcheck import check_notebook
 
     return check_notebook(Path(args.notebook), sandbox=args.sandbox, limits=_limits(args),
-                          as_json=args.json)
+                          as_json=args.json, device=args.device)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--sandbox", default=os.environ.get("COURSE_SANDBOX", "auto"),
                        help="auto (bubblewrap), bwrap, docker, podman, or none (trusted code only)")
         q.add_argument("--limit", action="append", metavar="KEY=VALUE",
-                       help="override a limit, e.g. wall_s=30 memory_mb=2048 (repeatable)")
+                       help="override a limit, e.g. wall_s=30 memory_mb=2048 threads=2 (repeatable)")
+        q.add_argument("--device", default=os.environ.get("COURSE_GRADING_DEVICE", "auto"),
+                       choices=["auto", "cpu", "cuda"],
+                       help="where torch exercises run: auto (the GPU when there is one), cpu or cuda")
 
     a = sub.add_parser("autograde", help="grade SUBMISSIONS/<student>/<assignment>/*.ipynb")
     a.add_argument("submissions", help="folder with one sub-folder per student")
@@ -119,10 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        from .confine import ConfinementUnavailable
         from .distributed import DistributedGradingError
+        from .runner import WorkerStartupError
         from .sandbox import SandboxUnavailable
 
-        if isinstance(exc, SandboxUnavailable | DistributedGradingError):
+        if isinstance(exc, SandboxUnavailable | DistributedGradingError | WorkerStartupError
+                      | ConfinementUnavailable):
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import wire
+from .confine import UidLease, memory_enforcer
 from .evaluate import case_context, check_case, check_rules, reference_outputs, score
 from .sandbox import Limits, Sandbox, keep_output_tail, worker_argv
 from .spec import Case, CheckResult, Exercise, ExerciseResult
@@ -55,6 +56,7 @@ class GradingContext:
     limits: Limits = field(default_factory=Limits)
     device: str = "cpu"
     workroot: Path | None = None  # where job folders go (a private temp dir by default)
+    gpu_share: float = 1.0  # fraction of the GPU's memory one worker may use
 
     def new_jobdir(self, tag: str) -> Path:
         root = self.workroot or Path(tempfile.gettempdir())
@@ -87,12 +89,19 @@ class WorkerRun:
     culprit: int | None  # answer cell (index) that was running when the worker died in the cells
     cell_errors: list[str]
     message: str = ""
+    startup_failure: str = ""  # the worker died before running any cell: its stderr
 
 
-def _clean_env() -> dict[str, str]:
+class WorkerStartupError(RuntimeError):
+    """The worker cannot start in the sandbox at all: a problem of the grading machine."""
+
+
+def _clean_env(limits: Limits) -> dict[str, str]:
     """The worker's environment: nothing inherited beyond what Python needs."""
+    from .sandbox import worker_env
+
     keep = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
-            "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", **worker_env(limits)}
     for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # CPU quirks, not secrets
         if k in os.environ:
             keep[k] = os.environ[k]
@@ -106,11 +115,14 @@ def _progress(jobdir: Path) -> str:
         return ""
 
 
-def write_job(jobdir: Path, tasks: list[Task], setup: list[str], cells: dict[str, str], device: str) -> None:
+def write_job(jobdir: Path, tasks: list[Task], setup: list[str], cells: dict[str, str], device: str,
+              gpu_memory_fraction: float | None = None) -> None:
     """The worker's instructions (``job.json``, ``uses.json``) and every case's inputs."""
     job = {"setup": setup, "cells": list(cells.values()),
            "cell_names": ["setup cell"] * len(setup) + [f"answer cell {g}" for g in cells],
            "exercises": []}
+    if gpu_memory_fraction:
+        job["gpu_memory_fraction"] = gpu_memory_fraction
     uses: dict[str, str] = {}
     for t in tasks:
         ctxs = [case_context(t.ex, i, c, device) for i, c in enumerate(t.cases)]
@@ -134,37 +146,53 @@ def run_worker(ctx: GradingContext, tasks: list[Task], setup: list[str], cells: 
     (with ``limits``, by default the context's)."""
     jobdir = ctx.new_jobdir("w")
     try:
-        write_job(jobdir, tasks, setup, cells, device)
+        write_job(jobdir, tasks, setup, cells, device,
+                  ctx.gpu_share if device.startswith("cuda") and ctx.gpu_share < 1 else None)
         for p in jobdir.iterdir():
             os.chmod(p, 0o644)
         limits = limits or ctx.limits
-        argv = ctx.sandbox.wrap(worker_argv(ctx.sandbox, jobdir), jobdir, limits)
+        gpu = device.startswith("cuda") and any(t.ex.uses_torch for t in tasks)
+        lease = UidLease() if ctx.sandbox.gives_uids else None
+        memory = None if ctx.sandbox.limits_memory else memory_enforcer().start(limits.memory_mb)
+        argv = ctx.sandbox.wrap(worker_argv(ctx.sandbox, jobdir), jobdir, limits,
+                                uid=lease.uid if lease else None, gpu=gpu)
+        if memory is not None:
+            argv = memory.argv_prefix() + argv
         cpu = Limits(**{**limits.__dict__, "cpu_s": limits.cpu_s * (len(tasks) + 1)})
         log = jobdir / "log.txt"
         state, since, stopped, rc = "", time.monotonic(), None, None
-        with open(log, "wb") as logf:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                    cwd=jobdir, env=_clean_env(), start_new_session=True,
-                                    preexec_fn=cpu.preexec(ctx.sandbox.drops_privileges))
-            try:
-                while True:
-                    rc = proc.poll()
-                    now = time.monotonic()
-                    current = _progress(jobdir)
-                    if current != state:
-                        state, since = current, now
-                    if rc is not None:
-                        break
-                    if state.startswith("exercise "):
-                        limit = tasks[int(state.split()[1])].wall_s
-                    else:
-                        limit = limits.wall_s  # setting up, or running the answer cells
-                    if now - since > limit:
-                        stopped = (state, limit)
-                        break
-                    time.sleep(POLL_S)
-            finally:
-                _kill_group(proc)
+        try:
+            with open(log, "wb") as logf:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                        cwd=jobdir, env=_clean_env(limits), start_new_session=True,
+                                        preexec_fn=cpu.preexec(ctx.sandbox.drops_privileges, memory))
+                try:
+                    while True:
+                        rc = proc.poll()
+                        now = time.monotonic()
+                        current = _progress(jobdir)
+                        if current != state:
+                            state, since = current, now
+                        if rc is not None:
+                            break
+                        if memory is not None and memory.poll(proc.pid):
+                            break
+                        if state.startswith("exercise "):
+                            limit = tasks[int(state.split()[1])].wall_s
+                        else:
+                            limit = limits.wall_s  # setting up, or running the answer cells
+                        if now - since > limit:
+                            stopped = (state, limit)
+                            break
+                        time.sleep(POLL_S)
+                finally:
+                    _kill_group(proc)
+        finally:
+            if memory is not None:
+                memory.finish()
+            if lease is not None:
+                lease.release()
+        out_of_memory = memory is not None and memory.exceeded
         final = _progress(jobdir)
         tail = keep_output_tail(log, limits.output_kb)
         cells_info = _read_json(jobdir / "cells.json")
@@ -176,15 +204,27 @@ def run_worker(ctx: GradingContext, tasks: list[Task], setup: list[str], cells: 
         if final == "finished":
             running = len(tasks)
         message = ""
-        if stopped is not None:
+        startup = ""
+        if out_of_memory:
+            message = (f"ran out of memory: it used more than its limit of {limits.memory_mb} MB "
+                       "and was stopped")
+            stopped = None
+        elif stopped is not None:
             message = f"stopped after {stopped[1]:.0f} s (the time limit for one exercise)"
         elif rc not in (0, None):
             message = _describe_exit(rc, limits)
         elif final != "finished":
             message = ("the Python process ended before it finished (did the code call "
                        "os._exit() or crash the interpreter?)")
-        if "MemoryError" in tail and message:
+        if "MemoryError" in tail and message and not out_of_memory:
             message += f"; it ran out of memory (limit {limits.memory_mb} MB)"
+        if not final and not out_of_memory and stopped is None:
+            # Not one cell ran: the worker itself could not start (the course or a package
+            # not importable in the sandbox, a broken environment), not the student's code.
+            lines = [ln for ln in tail.strip().splitlines() if ln.strip()][-8:]
+            startup = "\n".join(lines) or message or "no output"
+            message = ("the grading worker stopped before running any of your code (a problem of "
+                       "the grading machine, not of your answers); its last output: " + " | ".join(lines[-3:]))
         out: list[TaskRun] = []
         for k, t in enumerate(tasks):
             outputs = []
@@ -207,7 +247,7 @@ def run_worker(ctx: GradingContext, tasks: list[Task], setup: list[str], cells: 
             else:
                 out.append(TaskRun("not_started", outputs))
         return WorkerRun(out, cells_info is not None, culprit,
-                         list((cells_info or {}).get("errors", []))[:20], message)
+                         list((cells_info or {}).get("errors", []))[:20], message, startup)
     finally:
         shutil.rmtree(jobdir, ignore_errors=True)
 
@@ -292,6 +332,10 @@ def _run_group(ctx: GradingContext, tasks: list[Task], setup: list[str], answers
             t.wall_s = min(t.wall_s, max(1.0, left))
         run = run_worker(ctx, pending, setup, cells, ctx.device, limits)
         cell_errors = cell_errors or run.cell_errors
+        if run.startup_failure:
+            for t in pending:
+                runs[t.ex.grade_id] = TaskRun("error", [], run.message)
+            return runs, excluded, cell_errors
         if not run.cells_ran:
             names = list(cells)
             if run.culprit is not None and 0 <= run.culprit < len(names) and len(excluded) < 3:
@@ -361,7 +405,7 @@ def grade_exercises(ctx: GradingContext, assignment: str, exercises: list[tuple[
         passed = all(c.passed for c in checks)
         limit_hit = next((c for c in checks if not c.passed and c.message.startswith(LIMIT_ERRORS)), None)
         message = run.message
-        if run.state in ("timeout", "killed"):
+        if run.state in ("timeout", "killed", "error"):
             status = run.state
         elif excluded and not passed:
             status = "killed"  # an answer cell it needs took the process down
@@ -378,7 +422,7 @@ def grade_exercises(ctx: GradingContext, assignment: str, exercises: list[tuple[
         if excluded and not passed:
             note = "skipped answer cell(s) " + ", ".join(excluded) + " that stopped the Python process"
             message = f"{message}; {note}" if message else note
-        if cell_errors and not passed:
+        if cell_errors and not passed and run.state != "error":
             message = (message + "; " if message else "") + "your answer cells raised: " + cell_errors[0]
         if status == "passed":
             message = ""
@@ -387,3 +431,74 @@ def grade_exercises(ctx: GradingContext, assignment: str, exercises: list[tuple[
             earned = 0.0
         results[ex.grade_id] = ExerciseResult(ex.grade_id, status, earned, float(points), checks, message, parts)
     return results
+
+
+_PROBE_CPU = "import numpy, course_utils\n"
+_PROBE_TORCH = "import torch\n(torch.ones(2) * 2).sum().item()\n"
+_PROBE_CUDA = ("import torch\nassert torch.cuda.is_available(), 'torch.cuda.is_available() is False'\n"
+               "(torch.ones(2, device='cuda') * 2).sum().item()\n")
+
+
+def preflight(ctx: GradingContext, torch_needed: bool = True) -> None:
+    """Start one worker that imports what exercises need (and uses the GPU when grading
+    on one); raise :class:`WorkerStartupError` naming the cause if it cannot."""
+    setup = [_PROBE_CPU] + ([_PROBE_CUDA if ctx.device.startswith("cuda") else _PROBE_TORCH]
+                            if torch_needed else [])
+    probe = Exercise("preflight", "preflight", lambda rng: [], uses_torch=torch_needed)
+    run = run_worker(ctx, [Task(probe, [], ctx.limits.wall_s)], setup, {}, ctx.device)
+    if run.startup_failure:
+        raise WorkerStartupError(
+            "the grading worker cannot start in the sandbox; its last output:\n  "
+            + run.startup_failure.replace("\n", "\n  ")
+            + "\nCheck that the course and its packages are installed in this environment "
+            "(pip install -e .) and readable by other users.")
+    if run.cell_errors or not run.cells_ran:
+        what = run.cell_errors[0] if run.cell_errors else (run.message or "the worker stopped")
+        if ctx.device.startswith("cuda"):
+            raise WorkerStartupError(
+                f"the GPU is not usable inside the sandbox ({what}). Check that /dev/nvidia* exist "
+                "and are readable by all users (mode 0666, as the NVIDIA driver installs them), "
+                "that the NVIDIA kernel module is loaded (nvidia-smi works), and for docker/podman "
+                "that the NVIDIA container toolkit is installed; or grade on the CPU with --device cpu.")
+        raise WorkerStartupError(f"the grading worker cannot import what exercises need ({what}); "
+                                 "install the course's packages in this environment (pip install -e .)")
+
+
+def resolve_device(requested: str = "auto") -> str:
+    """``auto`` (the GPU when torch sees one), ``cpu`` or ``cuda``/``cuda:N``; an error names
+    the fix when a GPU is asked for but absent."""
+    req = (requested or "auto").strip().lower()
+    if req == "cpu":
+        return "cpu"
+    if req not in ("auto", "cuda") and not req.startswith("cuda:"):
+        raise ValueError(f"unknown device {requested!r}; choose auto, cpu or cuda")
+    try:
+        import torch
+
+        have = torch.cuda.is_available()
+    except ImportError:
+        have = False
+    if req == "auto":
+        return "cuda" if have else "cpu"
+    if not have:
+        raise ValueError(f"--device {requested} asked for a GPU, but torch sees none here "
+                         "(torch.cuda.is_available() is False); use --device cpu or auto")
+    return req
+
+
+def choose_device(ctx: GradingContext, requested: str, torch_needed: bool, log=print) -> str:
+    """Resolve ``requested``, check that workers can use it, and set it on ``ctx``.
+
+    A GPU that ``auto`` found but the sandbox cannot use is reported once, and grading
+    goes on on the CPU; one asked for by name is an error."""
+    ctx.device = resolve_device(requested)
+    try:
+        preflight(ctx, torch_needed)
+    except WorkerStartupError as exc:
+        if ctx.device.startswith("cuda") and (requested or "auto").lower() == "auto":
+            log(f"warning: {exc}\nGrading on the CPU instead.")
+            ctx.device = "cpu"
+            preflight(ctx, torch_needed)
+        else:
+            raise
+    return ctx.device

@@ -21,7 +21,6 @@ cannot run.
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import subprocess
@@ -42,11 +41,12 @@ class Limits:
 
     wall_s: float = 60.0          # wall-clock seconds for one exercise
     cpu_s: float = 60.0           # CPU seconds (RLIMIT_CPU)
-    memory_mb: int = 3072         # address space (RLIMIT_AS); torch needs about 1.5 GB of it
+    memory_mb: int = 3072         # memory really used (resident), enforced by grader.confine
     nproc: int = 64               # processes/threads of the sandbox user (RLIMIT_NPROC)
     file_mb: int = 256            # largest file the worker may write (RLIMIT_FSIZE)
     open_files: int = 256         # RLIMIT_NOFILE
     output_kb: int = 256          # stdout/stderr kept for the log
+    threads: int = 1              # BLAS/OpenMP/torch threads of one worker
     submission_wall_s: float = 600.0  # all exercises of one submission together
 
     @classmethod
@@ -61,20 +61,28 @@ class Limits:
             setattr(lim, key, type(getattr(lim, key))(value))
         return lim
 
-    def preexec(self, drop_privileges: bool = False):
+    def preexec(self, drop_privileges: bool = False, memory=None):
         """A function for ``Popen(preexec_fn=...)`` that applies the rlimits.
 
         RLIMIT_NPROC counts processes per uid, so it is set only where the
-        sandbox runs the worker as a uid of its own."""
+        sandbox runs the worker as a uid of its own.  Memory is not an rlimit
+        on the address space (the CUDA build of torch reserves far more than it
+        uses): ``memory`` (a :class:`grader.confine.Enforcement`) puts the child
+        in its cgroup, or asks for RLIMIT_DATA under the watchdog."""
         import resource
+
+        data_mb = memory.rlimit_data_mb() if memory is not None else None
 
         def apply():
             def setr(which, value):
                 value = int(value)
                 resource.setrlimit(which, (value, value))
 
+            if memory is not None:
+                memory.join()
             setr(resource.RLIMIT_CPU, max(1, int(self.cpu_s)))
-            setr(resource.RLIMIT_AS, self.memory_mb * 2**20)
+            if data_mb:
+                setr(resource.RLIMIT_DATA, data_mb * 2**20)
             setr(resource.RLIMIT_FSIZE, self.file_mb * 2**20)
             setr(resource.RLIMIT_NOFILE, self.open_files)
             setr(resource.RLIMIT_CORE, 0)
@@ -88,8 +96,15 @@ class Sandbox:
     name = "base"
     #: whether the sandbox runs code as an unprivileged user (RLIMIT_NPROC needs it)
     drops_privileges = False
+    #: whether each worker needs a uid of its own from grader.confine.UidLease
+    gives_uids = False
+    #: whether the sandbox limits memory itself (containers) or needs grader.confine
+    limits_memory = False
 
-    def wrap(self, argv: list[str], jobdir: Path, limits: Limits) -> list[str]:
+    def wrap(self, argv: list[str], jobdir: Path, limits: Limits, *, uid: int | None = None,
+             gpu: bool = False) -> list[str]:
+        """The command line that runs ``argv`` confined; ``uid`` is the worker's own uid
+        (root only), ``gpu`` exposes the NVIDIA devices."""
         raise NotImplementedError
 
     def python(self) -> str:
@@ -103,8 +118,19 @@ class NoSandbox(Sandbox):
         warnings.warn("grading WITHOUT a sandbox: student code runs with your privileges. "
                       "Use this only for trusted notebooks.", RuntimeWarning, stacklevel=2)
 
-    def wrap(self, argv, jobdir, limits):
+    def wrap(self, argv, jobdir, limits, *, uid=None, gpu=False):
         return argv
+
+
+def nvidia_paths() -> tuple[list[str], list[str]]:
+    """(device nodes, read-only folders) a CUDA program needs: /dev/nvidia*, and what the
+    driver reads under /proc and /sys."""
+    import glob
+
+    devices = sorted(p for p in glob.glob("/dev/nvidia*") if not os.path.isdir(p))
+    devices += sorted(glob.glob("/dev/nvidia-caps/*"))
+    folders = [p for p in ("/proc/driver/nvidia", "/sys", "/run/nvidia-persistenced") if os.path.exists(p)]
+    return devices, folders
 
 
 def _python_roots() -> list[str]:
@@ -146,9 +172,7 @@ class Bubblewrap(Sandbox):
                 "Run the grader as root, enable unprivileged user namespaces "
                 "(sysctl kernel.unprivileged_userns_clone=1), or use --sandbox docker.")
 
-    _counter = itertools.count()
-
-    def _identity(self) -> tuple[list[str], list[str]]:
+    def _identity(self, uid: int | None) -> tuple[list[str], list[str]]:
         """(bwrap options, command prefix) that make the worker an unprivileged user.
 
         As root, bwrap sets up the mounts with root's rights (no user
@@ -157,8 +181,8 @@ class Bubblewrap(Sandbox):
         kernel applies RLIMIT_NPROC.  Otherwise bwrap uses a user namespace and
         maps the caller's uid to ``nobody``.
         """
-        if os.geteuid() == 0 and self.setpriv:
-            uid = str(200000 + (os.getpid() * 1000 + next(self._counter)) % 800000)
+        if os.geteuid() == 0 and self.setpriv and uid is not None:
+            uid = str(uid)
             opts = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                     "--unshare-cgroup-try"]
             prefix = [self.setpriv, "--reuid", uid, "--regid", uid, "--clear-groups",
@@ -166,14 +190,28 @@ class Bubblewrap(Sandbox):
             return opts, prefix
         return ["--unshare-all", "--uid", str(self.UID), "--gid", str(self.UID), "--cap-drop", "ALL"], []
 
-    def wrap(self, argv, jobdir, limits):
-        opts, prefix = self._identity()
+    @property
+    def gives_uids(self) -> bool:
+        return os.geteuid() == 0 and bool(self.setpriv)
+
+    def wrap(self, argv, jobdir, limits, *, uid=None, gpu=False):
+        opts, prefix = self._identity(uid)
         args = [self.exe, *opts, "--die-with-parent", "--new-session", "--hostname", "grader",
                 "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/job",
-                "--setenv", "MPLBACKEND", "Agg", "--setenv", "OMP_NUM_THREADS", "1",
+                "--setenv", "MPLBACKEND", "Agg",
                 "--setenv", "PYTHONHASHSEED", "0", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
-                "--setenv", "MPLCONFIGDIR", "/tmp",
-                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+                "--setenv", "MPLCONFIGDIR", "/tmp"]
+        for k, v in worker_env(limits).items():
+            args += ["--setenv", k, v]
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        if gpu:
+            devices, folders = nvidia_paths()
+            for d in devices:
+                args += ["--dev-bind", d, d]
+            for d in folders:
+                if d.startswith("/proc/"):
+                    continue  # the new /proc shows the driver's files already
+                args += ["--ro-bind", d, d]
         made: set[str] = {"/"}
 
         def parents(path: str) -> list[str]:
@@ -211,6 +249,7 @@ class Container(Sandbox):
     """Docker or Podman: one short-lived container per exercise."""
 
     drops_privileges = True
+    limits_memory = True
 
     def __init__(self, engine: str):
         self.name = engine
@@ -229,11 +268,18 @@ class Container(Sandbox):
     def python(self) -> str:
         return "python"
 
-    def wrap(self, argv, jobdir, limits):
+    def wrap(self, argv, jobdir, limits, *, uid=None, gpu=False):
+        env = []
+        for k, v in worker_env(limits).items():
+            env += ["-e", f"{k}={v}"]
+        # --memory is a cgroup limit on memory really used; equal --memory-swap means no swap.
+        gpus = (["--gpus", "all"] if self.name == "docker" else ["--device", "nvidia.com/gpu=all"]) if gpu else []
         return [self.exe, "run", "--rm", "--network", "none", "--read-only",
                 "--user", "65534:65534", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-                "--memory", f"{limits.memory_mb}m", "--pids-limit", str(limits.nproc),
-                "--cpus", "1", "--tmpfs", "/tmp", "-e", "MPLBACKEND=Agg", "-e", "HOME=/job",
+                "--memory", f"{limits.memory_mb}m", "--memory-swap", f"{limits.memory_mb}m",
+                "--pids-limit", str(limits.nproc), *gpus,
+                "--cpus", str(max(1, limits.threads)), "--tmpfs", "/tmp", "-e", "MPLBACKEND=Agg",
+                "-e", "HOME=/job", *env,
                 "-v", f"{jobdir}:/job", "-w", "/job", self.image] + \
                ["python"] + [a if a != str(jobdir) else "/job" for a in argv[1:]]
 
@@ -247,6 +293,18 @@ def get_sandbox(name: str = "auto") -> Sandbox:
     if name == "none":
         return NoSandbox()
     raise ValueError(f"unknown sandbox {name!r}; choose auto, bwrap, docker, podman or none")
+
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+               "NUMEXPR_NUM_THREADS")
+
+
+def worker_env(limits: Limits) -> dict[str, str]:
+    """Thread counts for a worker: ``limits.threads`` (1 by default) for every pool, so that
+    parallel workers do not oversubscribe the cores; passive OpenMP waiting, so idle pools
+    do not spin."""
+    n = str(max(1, int(limits.threads)))
+    return {**{k: n for k in THREAD_VARS}, "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def worker_argv(sandbox: Sandbox, jobdir: Path) -> list[str]:

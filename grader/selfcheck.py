@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -28,12 +29,11 @@ def assignment_of(path: Path) -> str:
 
 
 def check_notebook(path: Path, sandbox: str = "auto", limits: Limits | None = None, out=print,
-                   as_json: bool = False) -> int:
+                   as_json: bool = False, device: str = "auto") -> int:
     """Grade ``path``; print a table (or, with ``as_json``, the result as JSON). 0 when all pass."""
-    from .autograde import grade_submission
-    from .evaluate import grading_device
+    from .autograde import _needs_torch, grade_submission
     from .paths import solutions_dir
-    from .runner import GradingContext
+    from .runner import GradingContext, choose_device
     from .sandbox import get_sandbox
 
     path = Path(path)
@@ -44,7 +44,9 @@ def check_notebook(path: Path, sandbox: str = "auto", limits: Limits | None = No
         raise FileNotFoundError(
             f"the hidden tests of {aid} need the reference solutions in {solutions_dir() / aid}, "
             "which this copy of the course does not have; run the visible self-checks in the notebook")
-    ctx = GradingContext(get_sandbox(sandbox), limits or Limits(), grading_device())
+    ctx = GradingContext(get_sandbox(sandbox), limits or Limits())
+    choose_device(ctx, device, _needs_torch([aid]),
+                  log=lambda m: print(m, file=sys.stderr) if as_json else out(m))
     with tempfile.TemporaryDirectory(prefix="check-") as tmp:
         folder = Path(tmp) / "me" / aid
         folder.mkdir(parents=True)
@@ -102,6 +104,7 @@ def _add_hints(aid: str, nbs: list[dict]) -> None:
         for c in nb["cells"]:
             spec = specs.get(c["grade_id"])
             blank = any("NotImplementedError" in k["message"] for k in c["checks"] if not k["passed"])
+            blank = blank or c["status"] == "error" and "grading worker" in c.get("message", "")
             if c.get("kind") == "auto" and c["status"] != "passed" and spec is not None and spec.hint \
                     and not blank:
                 c["hint"] = spec.hint

@@ -115,6 +115,12 @@ def main(jobdir: str) -> int:
     from grader import drivers, wire
 
     uses_code = _compile_uses(job_path)
+    if job.get("gpu_memory_fraction"):
+        # Workers share the GPU: each may allocate only its part of the memory.
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.set_per_process_memory_fraction(float(job["gpu_memory_fraction"]))
     progress = job_path / "progress"
 
     def say(state: str) -> None:
