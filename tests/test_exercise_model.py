@@ -138,6 +138,7 @@ def test_partial_credit_is_reported_per_part(graded):
     assert failed and all(k["part"] == "backward" and k["message"].startswith("db: ") for k in failed)
     page = (graded["out"] / "feedback" / "wrong_affine_backward" / AID / "example.html").read_text()
     assert "[backward]" in page and "db: " in page
+    assert "Points by part: forward" in page
 
 
 def test_a_rule_on_one_method_leaves_the_others_alone(graded):

@@ -382,13 +382,16 @@ def test_example_notebook_states_every_requirement(example_env):
     import nbformat
 
     from grader.notebook import source_notebooks
-    from grader.specs import exercises
+    from grader.specs import exercises, stated_requirements
 
     src = source_notebooks("99_example")[0]
     nb = nbformat.read(str(src.path), as_version=4)
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    for gid, e in exercises("99_example").items():
-        for req in e.stated_requirements(src.tests[gid]):
+    stated = stated_requirements("99_example")
+    assert set(stated) == set(exercises("99_example"))
+    assert "partial credit: forward: 1 point, backward: 2 points" in stated["test_affine"]
+    for gid, reqs in stated.items():
+        for req in reqs:
             assert req in text, (gid, req)
 
 

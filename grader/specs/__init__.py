@@ -113,3 +113,15 @@ def graded_names(assignment: str) -> list[str]:
     for ex in exercises(assignment).values():
         names += [n for n in ex.object_names if n not in names]
     return names
+
+
+def stated_requirements(assignment: str) -> dict[str, list[str]]:
+    """Test cell grade_id -> the texts its notebook must state (rules, thresholds,
+    properties, the points split between parts with the cell's points, the
+    reference helpers it is graded with); see ``Exercise.stated_requirements``."""
+    from ..notebook import source_notebooks
+
+    points: dict[str, float] = {}
+    for src in source_notebooks(assignment):
+        points.update(src.tests)
+    return {gid: ex.stated_requirements(points.get(gid)) for gid, ex in exercises(assignment).items()}
