@@ -15,6 +15,8 @@ isolated in a sandboxed worker (:mod:`grader.runner`).
 
 from __future__ import annotations
 
+import contextlib
+
 from . import drivers, wire
 from .evaluate import case_context, check_case, check_rules, grading_device, reference_outputs, score
 from .specs import exercises
@@ -22,6 +24,33 @@ from .specs import exercises
 
 class HiddenTestFailure(AssertionError):
     pass
+
+
+@contextlib.contextmanager
+def _notebook_rng_kept():
+    """Hidden tests seed the global generators before every case; the notebook's own
+    random state (Python, numpy, torch) is put back afterwards, so the cells after a
+    test cell draw the same numbers whether or not the hidden tests ran."""
+    import random
+    import sys
+
+    import numpy as np
+
+    py, npy = random.getstate(), np.random.get_state()
+    torch = sys.modules.get("torch")
+    th = torch.random.get_rng_state() if torch is not None else None
+    cuda = None
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        cuda = torch.cuda.get_rng_state_all()
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+        if th is not None:
+            torch.random.set_rng_state(th)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def _cell_sources(namespace: dict) -> list[str]:
@@ -48,6 +77,11 @@ def run_hidden_tests(assignment: str, grade_id: str, namespace: dict) -> None:
     exercise's ``uses`` are the reference versions while it runs (the
     notebook's own come back afterwards), and its points split into ``parts``
     is reported part by part."""
+    with _notebook_rng_kept():
+        _run(assignment, grade_id, namespace)
+
+
+def _run(assignment: str, grade_id: str, namespace: dict) -> None:
     from .reference import load_reference
 
     ex = exercises(assignment)[grade_id]

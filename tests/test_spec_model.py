@@ -417,3 +417,24 @@ def test_drivers_package_reaches_the_sandbox_and_specs_do_not():
     assert not any("specs" in p.parts for p in files)
     for mod in ("layers", "training", "modules", "rl", "tensors"):
         assert (ROOT / "grader" / "drivers" / f"{mod}.py").exists()
+
+
+def test_in_notebook_hidden_tests_leave_the_notebooks_random_state_alone(example_env):
+    import torch
+
+    from grader.hidden import run_hidden_tests
+    from grader.notebook import source_notebooks
+    from grader.reference import reference_module
+
+    ns = dict(vars(reference_module("99_example")))
+    ns["In"] = [c for s in source_notebooks("99_example") for c in s.setup + list(s.solutions.values())]
+    random.seed(5)
+    np.random.seed(5)
+    torch.manual_seed(5)
+    before = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+    random.seed(5)
+    np.random.seed(5)
+    torch.manual_seed(5)
+    run_hidden_tests("99_example", "test_linear_classifier", ns)
+    run_hidden_tests("99_example", "test_tiny_mlp", ns)
+    assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == before
