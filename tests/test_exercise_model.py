@@ -159,3 +159,19 @@ def test_seeded_training_is_compared_with_the_reference(graded):
 def test_blank_exercises_are_errors_not_timeouts(graded):
     blank = graded["cells"]["blank"]
     assert {g: c["status"] for g, c in blank.items()} == {g: "error" for g in POINTS}
+
+
+def test_example_notebook_executes_with_its_hidden_tests(monkeypatch):
+    """The source notebook runs top to bottom: visible self-checks, then the hidden tests
+    in the kernel (grader.hidden), each exercise's reference passing its own checks."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("COURSE_SOLUTIONS_DIR", str(EXAMPLE / "solutions"))
+    path = EXAMPLE / "solutions" / AID / "example.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert text.count("hidden checks passed") == len(POINTS)
