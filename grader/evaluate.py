@@ -24,9 +24,12 @@ def case_name(i: int, case: Case) -> str:
 
 
 def case_context(ex: Exercise, i: int, case: Case, device: str) -> dict:
-    """The driver's context for case ``i``: the same on the student's side and the reference's."""
+    """The driver's context for case ``i``: the same on the student's side and the reference's
+    (the callers add ``ctx["uses"]``, the reference versions of ``ex.uses`` by name)."""
+    tols = ex.output_tols
     return {"device": device if ex.uses_torch else "cpu", "dtype": case.dtype,
-            "seed": ex.case_seed(i, case), "uses_torch": bool(ex.uses_torch)}
+            "seed": ex.case_seed(i, case), "uses_torch": bool(ex.uses_torch),
+            "outputs": list(tols) if tols is not None else None}
 
 
 def _tensor_problem(got: Any, exp: Any, path: str) -> str | None:
@@ -224,10 +227,13 @@ def reference_outputs(assignment: str, ex: Exercise, device: str) -> tuple[list[
     cases = ex.make_cases()
     if not ex.compares:
         return cases, [None] * len(cases)
+    from .reference import load_reference
+
     ref = reference_objects(assignment, ex)
+    uses = {u: load_reference(assignment, u) for u in ex.uses}
     outs = []
     for i, case in enumerate(cases):
-        value = drivers.run(ex.driver, ref, case.inputs, case_context(ex, i, case, device))
+        value = drivers.run(ex.driver, ref, case.inputs, {**case_context(ex, i, case, device), "uses": uses})
         outs.append(wire.loads(wire.dumps(value)))  # same representation as a worker's answer
     return cases, outs
 

@@ -94,14 +94,16 @@ def _run(assignment: str, grade_id: str, namespace: dict) -> None:
         obj = drivers.Objects({n: namespace[n] for n in ex.names}) if ex.names else namespace[ex.name]
     missing = object()
     saved = {u: namespace.get(u, missing) for u in ex.uses}
+    uses = {u: load_reference(assignment, u) for u in ex.uses}
     try:
-        namespace.update({u: load_reference(assignment, u) for u in ex.uses})
+        namespace.update(uses)
         for i, (case, exp) in enumerate(zip(cases, expected)):
             if absent:
                 got = {"ok": False, "error": f"NameError: `{absent[0]}` is not defined"}
             else:
                 try:
-                    value = drivers.run(ex.driver, obj, case.inputs, case_context(ex, i, case, device))
+                    ctx = {**case_context(ex, i, case, device), "uses": uses}
+                    value = drivers.run(ex.driver, obj, case.inputs, ctx)
                     got = {"ok": True, "value": wire.loads(wire.dumps(value))}
                 except Exception as exc:  # the student's error, reported as a failed check
                     got = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}

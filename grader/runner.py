@@ -130,7 +130,8 @@ def write_job(jobdir: Path, tasks: list[Task], setup: list[str], cells: dict[str
             "grade_id": t.ex.grade_id, "names": list(t.ex.object_names), "several": bool(t.ex.names),
             "driver": t.ex.driver, "n_cases": len(t.cases), "device": device if t.ex.uses_torch else "cpu",
             "dtypes": [c.dtype for c in t.cases], "seeds": [c["seed"] for c in ctxs],
-            "uses_torch": bool(t.ex.uses_torch), "uses": list(t.ex.uses)})
+            "uses_torch": bool(t.ex.uses_torch), "uses": list(t.ex.uses),
+            "outputs": ctxs[0]["outputs"] if ctxs else None})
         uses.update(t.uses_code)
     (jobdir / "job.json").write_text(json.dumps(job))
     if uses:

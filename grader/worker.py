@@ -168,7 +168,8 @@ def main(jobdir: str) -> int:
         for i in range(ex["n_cases"]):
             out_file = job_path / f"out_{k}_{i}.npz"
             ctx = {"device": ex["device"], "dtype": ex["dtypes"][i], "seed": ex["seeds"][i],
-                   "uses_torch": ex["uses_torch"]}
+                   "uses_torch": ex["uses_torch"], "outputs": ex.get("outputs"),
+                   "uses": {u: ns[u] for u in ex.get("uses", []) if u in ns}}
             try:
                 if setup_error:
                     raise RuntimeError(f"the grader could not set up the reference helpers: {setup_error}")

@@ -415,7 +415,7 @@ def test_drivers_package_reaches_the_sandbox_and_specs_do_not():
     files = [Path(p) for p in package_files()]
     assert ROOT / "grader" / "drivers" in files
     assert not any("specs" in p.parts for p in files)
-    for mod in ("layers", "training", "modules", "rl", "tensors"):
+    for mod in ("layers", "training", "modules", "rl", "tensors", "optim"):
         assert (ROOT / "grader" / "drivers" / f"{mod}.py").exists()
 
 
@@ -438,3 +438,71 @@ def test_in_notebook_hidden_tests_leave_the_notebooks_random_state_alone(example
     run_hidden_tests("99_example", "test_linear_classifier", ns)
     run_hidden_tests("99_example", "test_tiny_mlp", ns)
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == before
+
+
+# --- generic drivers for the rest of the curriculum ---------------------------------------
+
+
+def test_callable_arguments_come_from_uses_or_builtins():
+    def numerical_gradient(f, x, h=1e-5):
+        grad = np.zeros_like(x)
+        for i in range(x.size):
+            e = np.zeros_like(x)
+            e.flat[i] = h
+            grad.flat[i] = (f(x + e) - f(x - e)) / (2 * h)
+        return grad
+
+    x = np.array([1.0, -2.0, 3.0])
+    g = drivers.run("call_with_callables", numerical_gradient,
+                    {"args": {"x": x}, "callables": {"f": "builtin:sum_of_squares"}}, {"seed": 0})
+    assert np.allclose(g, 2 * x)
+
+    def train(loss_fn, W):
+        return loss_fn(W)
+
+    ctx = {"seed": 0, "uses": {"svm_loss": lambda W: float(W.sum())}}
+    assert drivers.run("call_with_callables", train, {"args": {"W": np.ones(3)},
+                                                      "callables": {"loss_fn": "uses:svm_loss"}}, ctx) == 3.0
+    with pytest.raises(ValueError, match="unknown callable 'uses:other'"):
+        drivers.run("call_with_callables", train, {"args": {}, "callables": {"loss_fn": "uses:other"}}, ctx)
+
+
+def test_update_rules_run_step_after_step_with_their_config():
+    def sgd_momentum(w, dw, config=None):
+        config = {} if config is None else config
+        config.setdefault("learning_rate", 0.1)
+        config.setdefault("momentum", 0.9)
+        v = config.get("velocity", np.zeros_like(w))
+        v = config["momentum"] * v - config["learning_rate"] * dw
+        config["velocity"] = v
+        return w + v, config
+
+    out = drivers.run("update_steps", sgd_momentum,
+                      {"w": np.zeros(2), "dws": [np.ones(2), np.ones(2)], "config": None}, {"seed": 0})
+    assert np.allclose(out["w"][0], -0.1) and np.allclose(out["w"][1], -0.1 - 0.19)
+    assert np.allclose(out["config"]["velocity"], -0.19)
+
+
+def test_forward_backward_names_outputs_and_keeps_updated_arguments():
+    def bn_forward(x, gamma, beta, bn_param):
+        mu = x.mean(axis=0)
+        bn_param["running_mean"] = 0.9 * bn_param["running_mean"] + 0.1 * mu
+        return gamma * (x - mu) + beta, (x, gamma)
+
+    def bn_backward(dout, cache):
+        x, gamma = cache
+        return dout * gamma, (dout * x).sum(0), dout.sum(0)
+
+    from grader.drivers import Objects
+
+    objs = Objects({"bn_forward": bn_forward, "bn_backward": bn_backward})
+    x = np.arange(6.0).reshape(3, 2)
+    fwd = {"x": x, "gamma": np.ones(2), "beta": np.zeros(2), "bn_param": {"running_mean": np.zeros(2)}}
+    ctx = {"seed": 0, "outputs": ["out", "dx", "dgamma", "dbeta", "bn_param"]}
+    out = drivers.run("forward_backward", objs, {"forward": fwd, "dout": np.ones((3, 2)), "keep": ["bn_param"]},
+                      ctx)
+    assert sorted(out) == ["bn_param", "dbeta", "dgamma", "dx", "out"]
+    assert np.allclose(out["bn_param"]["running_mean"], [0.2, 0.3])
+    only_fwd = drivers.run("forward_backward", objs, {"forward": fwd, "keep": ["bn_param"]}, ctx)
+    assert sorted(only_fwd) == ["bn_param", "out"]
+    assert objs[0] is bn_forward and objs.bn_backward is bn_backward and objs.names == ["bn_forward", "bn_backward"]

@@ -4,7 +4,9 @@ A driver takes the object under test (``obj``: the student's function or
 class, or the reference one; for an exercise with several ``names``, an
 :class:`Objects` holding them by name and by position), the case's inputs
 (plain data) and a context ``{"device": "cpu" | "cuda" | "mps", "dtype":
-"float64" | ..., "seed": int, "uses_torch": bool}``, and returns plain data
+"float64" | ..., "seed": int, "uses_torch": bool, "outputs": [the exercise's
+output names] or None, "uses": {name: the reference version of each function
+in the exercise's ``uses``}}``, and returns plain data
 (see :mod:`grader.wire`).  The same driver runs on the student's code inside
 the worker process and on the reference in the grader, after the same seeding
 (:func:`seed_everything`), so the two outputs are comparable by construction.
@@ -128,6 +130,41 @@ def call_torch(obj: Any, inputs: dict, ctx: dict) -> Any:
     return obj(**to_torch(inputs, ctx))
 
 
+#: Plain functions a case can hand to the code under test by name (``"builtin:<name>"``),
+#: e.g. for a numerical-gradient exercise: each maps an array to a float.
+TEST_FUNCTIONS: dict[str, Callable[[np.ndarray], float]] = {
+    "sum_of_squares": lambda x: float(np.sum(np.asarray(x) ** 2)),
+    "sin_sum": lambda x: float(np.sum(np.sin(x))),
+    "cubic_mix": lambda x: float(np.sum(np.asarray(x) ** 3) - 2.0 * np.sum(x) ** 2),
+}
+
+
+def _callable(spec: str, ctx: dict) -> Callable:
+    kind, _, name = str(spec).partition(":")
+    if kind == "uses" and name in ctx.get("uses", {}):
+        return ctx["uses"][name]
+    if kind == "builtin" and name in TEST_FUNCTIONS:
+        return TEST_FUNCTIONS[name]
+    raise ValueError(f"unknown callable {spec!r}: use 'uses:<a name in the exercise's uses=>' or "
+                     f"'builtin:<one of {sorted(TEST_FUNCTIONS)}>'")
+
+
+@driver
+def call_with_callables(obj: Any, inputs: dict, ctx: dict) -> Any:
+    """``obj(**args)`` where some arguments are functions, which are not plain data.
+
+    Inputs: ``args`` (the plain keyword arguments) and ``callables``
+    (``{argument: "uses:<name>"}`` for the reference version of an earlier graded
+    function the exercise lists in ``uses``, as ``loss_fn`` of a training loop;
+    ``{argument: "builtin:<name>"}`` for one of :data:`TEST_FUNCTIONS`).
+    Returns what ``obj`` returns.
+    """
+    args = dict(inputs.get("args", {}))
+    for arg, spec in inputs.get("callables", {}).items():
+        args[arg] = _callable(spec, ctx)
+    return obj(**args)
+
+
 @driver
 def call_inplace(obj: Any, inputs: dict, ctx: dict) -> Any:
     """For functions that update their first array argument in place: returns
@@ -137,4 +174,4 @@ def call_inplace(obj: Any, inputs: dict, ctx: dict) -> Any:
 
 
 # The topic modules register their drivers on import (they use `driver` above).
-from . import layers, modules, rl, tensors, training  # noqa: E402,F401
+from . import layers, modules, optim, rl, tensors, training  # noqa: E402,F401

@@ -25,11 +25,16 @@ def forward_backward(obj: Any, inputs: dict, ctx: dict) -> Any:
     ``dout``, the upstream gradient (the shape of ``out``); with
     ``uses_torch`` the arrays become tensors first.  Calls
     ``out, cache = forward(**inputs["forward"])``, then
-    ``grads = backward(dout, cache)``, and returns the tuple ``(out, *grads)``
-    (a single gradient counts as a tuple of one), named by the exercise's outputs.
-    A case without ``dout`` runs the forward function only and returns ``(out,)``:
-    tag such cases ``part="forward"`` and the others ``part="backward"`` for
-    partial credit, so that a missing backward does not cost the forward's points.
+    ``grads = backward(dout, cache)`` (a single gradient counts as one), and
+    returns ``{outputs[0]: out, outputs[1]: grads[0], ...}`` with the exercise's
+    output names (the tuple ``(out, *grads)`` when it has none).
+
+    A case without ``dout`` runs the forward function only: tag such cases
+    ``part="forward"`` and the others ``part="backward"`` for partial credit, so
+    that a missing backward does not cost the forward's points.  ``keep`` (a list
+    of forward argument names, such as ``["bn_param"]``) also returns those
+    arguments as they are after the calls, under their own names (running
+    averages updated in place); list them among the outputs.
     """
     forward, backward = obj[0], obj[1]
     args, dout = inputs["forward"], inputs.get("dout")
@@ -40,8 +45,15 @@ def forward_backward(obj: Any, inputs: dict, ctx: dict) -> Any:
         raise TypeError(f"{_name(forward)} must return a pair (out, cache), got "
                         f"{type(res).__name__}{' of ' + str(len(res)) if isinstance(res, (tuple, list)) else ''}")
     out, cache = res
-    if dout is None:
-        return (out,)
-    grads = backward(dout, cache)
-    grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
-    return (out, *grads)
+    values = [out]
+    if dout is not None:
+        grads = backward(dout, cache)
+        values += list(grads) if isinstance(grads, (tuple, list)) else [grads]
+    kept = {k: args[k] for k in inputs.get("keep", [])}
+    names = [n for n in (ctx.get("outputs") or []) if n not in kept]
+    if not names:
+        return tuple(values) if not kept else {**{f"value{i}": v for i, v in enumerate(values)}, **kept}
+    if len(values) > len(names):
+        raise TypeError(f"{_name(backward)} returned {len(values) - 1} gradients; expected "
+                        f"{len(names) - 1} ({', '.join(names[1:])})")
+    return {**dict(zip(names, values)), **kept}
