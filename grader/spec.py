@@ -259,6 +259,11 @@ class Exercise:
             raise SpecError(f"{g}: names= takes a tuple of names, e.g. names=({self.names!r},)")
         if self.cases is None:
             raise SpecError(f"{g}: cases= (a function rng -> [Case, ...]) is required")
+        from .drivers import DRIVERS
+
+        if self.driver not in DRIVERS:
+            raise SpecError(f"{g}: unknown driver {self.driver!r}; known: {', '.join(sorted(DRIVERS))} "
+                            "(a new one goes in grader/drivers/<topic>.py with @driver)")
         if self.compare not in ("allclose", "exact", None, "none"):
             raise SpecError(f"{g}: compare must be 'allclose', 'exact' or None, not {self.compare!r}")
         names = self.object_names

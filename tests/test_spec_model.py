@@ -58,6 +58,7 @@ def ex(**kw):
     ({"compare": "close"}, "compare must be"),
     ({"uses": ("f",)}, "which this exercise grades"),
     ({"parts": {"a": 0}}, "positive numbers"),
+    ({"driver": "forward_backwards"}, "unknown driver 'forward_backwards'"),
 ])
 def test_bad_specs_fail_with_the_fix_named(kw, words):
     with pytest.raises(SpecError, match=re.escape(words)):
