@@ -10,9 +10,14 @@ test command also installs the system packages the tests drive (bubblewrap
 for the grading sandbox, postgresql for the gradebook tests, chromium for the
 browser tests) when it runs as root on Debian/Ubuntu.
 
+Both install torch exactly the same way: the newest ``torch`` from the package
+index (on Linux that is the CUDA build, which also runs on a machine without an
+NVIDIA GPU), so the tests check what a student gets.
+
 Environment variables:
-  COURSE_TORCH    the torch requirement to install first (default: torch, or
-                  torch==2.13.0, a CPU build, for the test command in CI)
+  COURSE_TORCH    pip arguments for torch, installed first (default: torch). On a
+                  machine without an NVIDIA GPU the much smaller CPU-only build is
+                  COURSE_TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
   COURSE_PYTHON   the interpreter that creates .venv (default: this one)
 """
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -63,6 +69,11 @@ def _stamp(extra: str) -> Path:
     return VENV / f".installed-{extra or 'base'}"
 
 
+def torch_spec() -> str:
+    """What pip installs for torch: ``COURSE_TORCH``, the same for ``lab`` and ``test``."""
+    return os.environ.get("COURSE_TORCH", "").strip() or "torch"
+
+
 def ensure_installed(extra: str, torch_spec: str) -> None:
     """``pip install -e .[extra]``, skipped when pyproject.toml has not changed."""
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + torch_spec.encode()).hexdigest()
@@ -73,11 +84,7 @@ def ensure_installed(extra: str, torch_spec: str) -> None:
     have_torch = subprocess.run([PY, "-c", "import torch"], capture_output=True).returncode == 0
     if not have_torch:
         # torch first, so the rest of the install does not pull a different build.
-        try:
-            run(pip + ["install", torch_spec])
-        except subprocess.CalledProcessError:
-            say(f"could not install {torch_spec}; trying the newest torch")
-            run(pip + ["install", "torch"])
+        run(pip + ["install", *shlex.split(torch_spec)])
     target = f".[{extra}]" if extra else "."
     run(pip + ["install", "-e", target], cwd=ROOT)
     stamp.write_text(digest)
@@ -101,7 +108,7 @@ def ensure_system_packages() -> None:
 
 def cmd_lab(args: list[str]) -> int:
     ensure_venv()
-    ensure_installed("", os.environ.get("COURSE_TORCH", "torch"))
+    ensure_installed("", torch_spec())
     start = ROOT / "notebooks" / "index.ipynb"
     cmd = [BIN / "jupyter", "lab", f"--notebook-dir={ROOT}"]
     if start.exists():
@@ -112,8 +119,7 @@ def cmd_lab(args: list[str]) -> int:
 
 def cmd_test(args: list[str]) -> int:
     ensure_venv()
-    default_torch = "torch==2.13.0" if os.environ.get("CI") else "torch"
-    ensure_installed("test", os.environ.get("COURSE_TORCH", default_torch))
+    ensure_installed("test", torch_spec())
     ensure_system_packages()
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0")
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"

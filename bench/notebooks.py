@@ -27,8 +27,23 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _execute(path: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "bench.execute", str(path)], cwd=ROOT, env=_env(),
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def devices() -> list[str]:
+    """cpu always; cuda too where there is a GPU (its rows are added to the tables)."""
+    return ["cpu", "cuda"] if _cuda() else ["cpu"]
+
+
+def _execute(path: Path, device: str = "cpu") -> dict:
+    env = dict(_env(), COURSE_DEVICE=device)
+    proc = subprocess.run([sys.executable, "-m", "bench.execute", str(path)], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     try:
         return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -40,13 +55,14 @@ def run_notebooks(ids: list[str], repeat: int = 3, log=print) -> list[dict]:
     """Execute each notebook ``repeat`` times: the median time, the largest peak memory."""
     results = []
     for aid in ids:
-        for path in sorted((solutions_dir() / aid).glob("*.ipynb")):
-            log(f"executing solutions/{aid}/{path.name} ({repeat}x) ...")
-            runs = [_execute(path) for _ in range(repeat)]
+        for path, device in [(p, d) for p in sorted((solutions_dir() / aid).glob("*.ipynb"))
+                             for d in devices()]:
+            log(f"executing solutions/{aid}/{path.name} on {device} ({repeat}x) ...")
+            runs = [_execute(path, device) for _ in range(repeat)]
             res = {"seconds": statistics.median(r["seconds"] for r in runs),
                    "peak_mb": max(r["peak_mb"] for r in runs),
                    "error": next((r["error"] for r in runs if r.get("error")), None)}
-            res.update(assignment=aid, notebook=path.name)
+            res.update(assignment=aid, notebook=path.name if device == "cpu" else f"{path.name} ({device})")
             log(f"  {res['seconds']:.1f} s, {res['peak_mb']:.0f} MB" + (f", {res['error']}" if res["error"] else ""))
             results.append(res)
     return results
@@ -57,16 +73,17 @@ def grade_references(ids: list[str], sandbox: str, repeat: int = 3, log=print) -
     from grader.fixtures import make_submission
 
     results = []
-    for aid in ids:
+    for aid, device in [(a, d) for a in ids for d in devices()]:
         with tempfile.TemporaryDirectory(prefix="bench-grade-") as tmp:
             subs, out = Path(tmp) / "submitted", Path(tmp) / "out"
             make_submission(subs / "reference" / aid, aid, "reference")
-            log(f"grading a reference submission of {aid} ({repeat}x) ...")
+            log(f"grading a reference submission of {aid} on {device} ({repeat}x) ...")
             times = []
             for _ in range(repeat):
                 t0 = time.perf_counter()
                 proc = subprocess.run([sys.executable, "-m", "grader", "autograde", str(subs), "--out",
-                                       str(out), "--workers", "1", "--sandbox", sandbox, "--no-resume"],
+                                       str(out), "--workers", "1", "--sandbox", sandbox, "--no-resume",
+                                       "--device", device],
                                       cwd=ROOT, env=_env(), capture_output=True, text=True)
                 times.append(time.perf_counter() - t0)
                 if proc.returncode != 0:
@@ -76,7 +93,8 @@ def grade_references(ids: list[str], sandbox: str, repeat: int = 3, log=print) -
                 raise RuntimeError(f"grading {aid} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
             with open(out / "grades.csv") as f:
                 row = next(csv.DictReader(f))
-            results.append({"assignment": aid, "submission": "reference", "seconds": round(seconds, 2),
+            label = "reference" if device == "cpu" else f"reference ({device})"
+            results.append({"assignment": aid, "submission": label, "seconds": round(seconds, 2),
                             "score": float(row["score"]), "max_score": float(row["max_score"])})
             log(f"  {seconds:.1f} s, {row['score']}/{row['max_score']}")
     return results

@@ -1,6 +1,11 @@
 """Shared helpers for every notebook of the course: devices, seeds, data,
-gradient checks, self-checks, plots and widgets."""
+gradient checks, self-checks, plots and widgets.
 
-from .runtime import device, seed_everything
+Importing the package sets the thread pools up for small-matrix teaching work on a
+laptop (see :func:`course_utils.runtime.configure_threads`)."""
 
-__all__ = ["device", "seed_everything"]
+from .runtime import configure_threads, device, seed_everything
+
+configure_threads()
+
+__all__ = ["configure_threads", "device", "seed_everything"]

@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from .rules import Forbid, NoLoops, SourceIndex
+from .rules import AtMostLoops, Forbid, NoLoops, SourceIndex
 
 __all__ = [
     "SelfCheckError", "compare", "check_close", "check_equal", "check_shape",
-    "check_dtype", "check_true", "check_rule", "check_no_loops", "check_not_using", "passed",
+    "check_dtype", "check_true", "check_rule", "check_no_loops", "check_at_most_loops", "check_not_using",
+    "check_peak_memory", "passed",
 ]
 
 
@@ -184,6 +185,15 @@ def check_shape(exercise: str, actual: Any, expected_shape: Sequence[int], *, na
         _fail(exercise, f"{name}: expected shape {tuple(expected_shape)}, got {tuple(shape)}", hint)
 
 
+def _dtype_name(d: Any) -> str:
+    """'float64' for np.float64, np.dtype('float64'), 'float64' and torch.float64 alike."""
+    text = str(d).replace("torch.", "")
+    try:
+        return np.dtype(d).name if not text.startswith("<") or isinstance(d, type) else text
+    except TypeError:
+        return text
+
+
 def check_dtype(exercise: str, actual: Any, expected: Any, *, name: str = "output", hint: str = "") -> None:
     """``expected`` is a numpy/torch dtype, or a kind letter ('f' float, 'i' int, 'b' bool)."""
     got = getattr(actual, "dtype", None)
@@ -192,17 +202,11 @@ def check_dtype(exercise: str, actual: Any, expected: Any, *, name: str = "outpu
         ok = kind == expected or (expected == "i" and kind == "u")
         want = {"f": "a floating dtype", "i": "an integer dtype", "b": "a boolean dtype"}[expected]
     else:
-        def name(d):
-            text = str(d).replace("torch.", "")
-            try:
-                return np.dtype(d).name if not text.startswith("<") or isinstance(d, type) else text
-            except TypeError:
-                return text
-
-        ok = name(got) == name(expected)
-        want = name(expected)
+        ok = got is not None and _dtype_name(got) == _dtype_name(expected)
+        want = _dtype_name(expected)
     if not ok:
-        _fail(exercise, f"{name}: expected {want}, got {got}", hint)
+        got_text = _dtype_name(got) if got is not None else f"{type(actual).__name__} without a dtype"
+        _fail(exercise, f"{name}: expected {want}, got {got_text}", hint)
 
 
 def check_true(exercise: str, condition: bool, message: str, hint: str = "") -> None:
@@ -233,6 +237,36 @@ def check_rule(exercise: str, func: Any, rule: Any, hint: str = "") -> None:
 def check_no_loops(exercise: str, func: Any) -> None:
     """Fail if ``func``'s own source has a Python loop or comprehension."""
     check_rule(exercise, func, NoLoops(), "use broadcasting and array reductions instead")
+
+
+def check_at_most_loops(exercise: str, func: Any, limit: int, hint: str = "") -> None:
+    """Fail if ``func`` (with the helpers it calls) has more than ``limit`` Python loops
+    or comprehensions."""
+    check_rule(exercise, func, AtMostLoops(limit), hint)
+
+
+def check_peak_memory(exercise: str, func: Any, args: Sequence[Any], limit_mb: float, hint: str = "") -> Any:
+    """Call ``func(*args)`` and fail if the arrays it allocates at any one time (numpy's
+    allocations, as ``tracemalloc`` sees them) exceed ``limit_mb`` megabytes.
+
+    Returns what ``func`` returned, so the result can be checked too."""
+    import tracemalloc
+
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    try:
+        result = func(*args)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    if peak > limit_mb * 2**20:
+        _fail(exercise, f"{getattr(func, '__name__', 'the function')} allocated {peak / 2**20:.0f} MB at its peak "
+                        f"on this input; the limit here is {limit_mb:g} MB", hint)
+    return result
 
 
 def check_not_using(exercise: str, func: Any, names: Iterable[str]) -> None:

@@ -20,6 +20,42 @@ if TYPE_CHECKING:
     import torch
 
 DEVICE_ENV_VAR = "COURSE_DEVICE"
+THREADS_ENV_VAR = "COURSE_BLAS_THREADS"
+
+
+def configure_threads(blas_threads: int | None = None) -> int:
+    """Keep numpy's BLAS and torch's OpenMP pools from fighting over a laptop's cores.
+
+    numpy's BLAS (OpenBLAS) starts one busy-waiting thread per core, and so does
+    torch's OpenMP pool once torch is imported: on a 2-core machine the two pools
+    oversubscribe the cores, and a small matrix product (the size of every timing
+    demo in the course) takes 10 to 100 times longer than on one thread. So numpy's
+    BLAS runs ``blas_threads`` threads (default: ``COURSE_BLAS_THREADS``, else 1), and
+    OpenMP threads wait passively (set before torch loads, ``OMP_WAIT_POLICY``).
+    Torch keeps its own pool for the large tensor work it is made for.
+
+    Inputs:
+    - blas_threads: threads for numpy's BLAS; None reads ``COURSE_BLAS_THREADS`` (default 1).
+
+    Returns:
+    - the number of BLAS threads now in use.
+    """
+    if blas_threads is None:
+        raw = os.environ.get(THREADS_ENV_VAR, "").strip() or "1"
+        try:
+            blas_threads = int(raw)
+        except ValueError:
+            raise ValueError(f"{THREADS_ENV_VAR}={raw!r} is not a whole number of threads; "
+                             f"unset it or set e.g. {THREADS_ENV_VAR}=2") from None
+    if blas_threads < 1:
+        raise ValueError(f"blas_threads must be at least 1, got {blas_threads}")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency of the course
+        return blas_threads
+    threadpool_limits(limits=blas_threads, user_api="blas")
+    return blas_threads
 DEVICE_CHOICES = ("cuda", "mps", "cpu")
 
 

@@ -26,6 +26,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import MissingFile
 from .notebook import NotebookProblem, SourceNotebook, read_submission, source_notebooks
 from .runner import GradingContext, choose_device, grade_exercises
 from .sandbox import Limits, get_sandbox
@@ -48,7 +49,7 @@ class Submission:
 def discover(root: Path, only: list[str] | None = None) -> list[Submission]:
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a folder; expected SUBMISSIONS/<student_id>/<assignment_id>/*.ipynb")
+        raise MissingFile(f"{root} is not a folder; expected SUBMISSIONS/<student_id>/<assignment_id>/*.ipynb")
     subs = []
     for sdir in sorted(root.iterdir()):
         if not sdir.is_dir() or sdir.name.startswith("."):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from pathlib import Path
 
 
@@ -116,20 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command.  Problems with the input (a bad argument, an unknown assignment, a
+    missing file, no sandbox: :class:`grader.errors.UserError`) print ``error: ...`` and
+    return 2; anything else is a bug in the grader and is shown with its traceback."""
+    from .errors import UserError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError, ConnectionError) as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        from .confine import ConfinementUnavailable
-        from .distributed import DistributedGradingError
-        from .runner import WorkerStartupError
-        from .sandbox import SandboxUnavailable
-
-        if isinstance(exc, SandboxUnavailable | DistributedGradingError | WorkerStartupError
-                      | ConfinementUnavailable):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    except Exception:
+        traceback.print_exc()
+        print("internal error: this is a bug in the grader, not a problem with your input; "
+              "please report it with the traceback above", file=sys.stderr)
+        return 1

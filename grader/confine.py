@@ -46,13 +46,15 @@ import signal
 import time
 from pathlib import Path
 
+from .errors import UserError
+
 MIB = 2**20
 BACKENDS = ("cgroup2", "cgroup1", "systemd", "watchdog")
 ENV_VAR = "COURSE_MEMORY_ENFORCEMENT"
 
 
-class ConfinementUnavailable(RuntimeError):
-    pass
+class ConfinementUnavailable(UserError, RuntimeError):
+    """Memory limits cannot be enforced on this machine; the message says what to change."""
 
 
 # ---------------------------------------------------------------------------

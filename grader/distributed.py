@@ -18,13 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .errors import Unreachable, UserError
+
 #: times a task that raised is re-run (a worker that dies is handled by the
 #: scheduler's own ``distributed.scheduler.allowed-failures``, 3 by default)
 RETRIES = 2
 CONNECT_TIMEOUT_S = 30
 
 
-class DistributedGradingError(RuntimeError):
+class DistributedGradingError(UserError, RuntimeError):
     """Some submissions could not be graded on the cluster (the others were)."""
 
 
@@ -55,7 +57,7 @@ def run_on_dask(payloads: list[dict], scheduler: str, on_result: Callable[[dict]
     try:
         client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
     except OSError as exc:
-        raise ConnectionError(f"cannot reach the Dask scheduler at {scheduler}: {exc}. "
+        raise Unreachable(f"cannot reach the Dask scheduler at {scheduler}: {exc}. "
                               "Start one with `dask scheduler` and workers with "
                               f"`dask worker {scheduler}`") from exc
     failed: list[str] = []

@@ -27,6 +27,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from .errors import BadArgument, MissingFile
+
 LMS_FORMATS = ("canvas", "moodle")
 PASS_RATES_HEADER = ["assignment", "notebook", "grade_id", "attempts", "passed", "pass_rate",
                      "mean_score", "max_score"]
@@ -75,7 +77,7 @@ def load_results(out: Path) -> list[dict]:
         if isinstance(rec, dict) and "student_id" in rec and "assignment" in rec:
             records.append(rec)
     if not records:
-        raise FileNotFoundError(f"no results in {Path(out) / 'results'}; run `python -m grader autograde` first")
+        raise MissingFile(f"no results in {Path(out) / 'results'}; run `python -m grader autograde` first")
     return records
 
 
@@ -194,13 +196,15 @@ def plot_pass_rates(rows: list[dict], path: Path) -> Path:
 
 def read_roster(path: Path) -> dict[str, dict]:
     """student_id -> {first_name, last_name, name, lms_id, sis_user_id, sis_login_id, section, email}."""
+    if not Path(path).is_file():
+        raise MissingFile(f"the roster {path} does not exist; give a CSV file with a student_id column")
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         fields = {(h or "").strip().lower(): h for h in reader.fieldnames or []}
         cols = {key: next((fields[a] for a in aliases if a in fields), None)
                 for key, aliases in ROSTER_ALIASES.items()}
         if cols["student_id"] is None:
-            raise ValueError(f"{path}: the roster needs a student_id column (the nbgrader student id); "
+            raise BadArgument(f"{path}: the roster needs a student_id column (the nbgrader student id); "
                              f"it has {', '.join(reader.fieldnames or [])}")
         roster = {}
         for row in reader:
@@ -259,7 +263,7 @@ def lms_totals(records: list[dict], overrides: dict | None = None) -> dict[tuple
 def lms_table(records: list[dict], lms: str = "canvas", people: dict[str, dict] | None = None,
               overrides: dict | None = None) -> tuple[list[str], list[list]]:
     if lms not in LMS_FORMATS:
-        raise ValueError(f"unknown LMS {lms!r}; choose one of {', '.join(LMS_FORMATS)}")
+        raise BadArgument(f"unknown LMS {lms!r}; choose one of {', '.join(LMS_FORMATS)}")
     people = people or {}
     aids = _assignments(records)
     points = {}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nbformat
 
+from .errors import MissingFile
 from .paths import solutions_dir
 
 
@@ -67,7 +68,7 @@ def source_notebooks(assignment: str) -> list[SourceNotebook]:
     folder = solutions_dir() / assignment
     paths = sorted(folder.glob("*.ipynb"))
     if not paths:
-        raise FileNotFoundError(
+        raise MissingFile(
             f"no source notebooks for assignment {assignment!r} under {folder}; "
             f"known assignments: {', '.join(sorted(p.name for p in solutions_dir().iterdir()))}")
     return [SourceNotebook.load(assignment, p) for p in paths]

@@ -18,6 +18,7 @@ from typing import Any
 
 from course_utils.rules import AST_LOCK, parse_cell
 
+from .errors import UnknownName
 from .notebook import source_notebooks
 
 _cache: dict[str, types.ModuleType] = {}
@@ -52,7 +53,7 @@ def load_reference(assignment: str, name: str) -> Any:
         defined = sorted(k for k, v in vars(mod).items()
                          if callable(v) and getattr(v, "__module__", None) in (None, "__main__", mod.__name__)
                          and not k.startswith("_"))
-        raise KeyError(f"{assignment} defines no {name!r}; its answer cells define: "
+        raise UnknownName(f"{assignment} defines no {name!r}; its answer cells define: "
                        f"{', '.join(defined) or 'nothing'}") from None
 
 

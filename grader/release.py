@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 
+from .errors import UserError
 from .paths import assignments, ensure_scripts_on_path, release_dir, solutions_dir
 
 GENERATED_NOTE = ("Generated from solutions/{aid}/{name} by `python -m grader release`; "
@@ -24,8 +25,8 @@ GENERATED_NOTE = ("Generated from solutions/{aid}/{name} by `python -m grader re
 IGNORE = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc", ".DS_Store")
 
 
-class ReleaseError(RuntimeError):
-    pass
+class ReleaseError(UserError, RuntimeError):
+    """A source notebook that cannot be released; the message says which and why."""
 
 
 def _generate(aid: str, course: Path) -> Path:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from . import wire
 from .confine import UidLease, memory_enforcer
+from .errors import BadArgument, UserError
 from .evaluate import case_context, check_case, check_rules, reference_outputs, score
 from .sandbox import Limits, Sandbox, keep_output_tail, worker_argv
 from .spec import Case, CheckResult, Exercise, ExerciseResult
@@ -92,7 +93,7 @@ class WorkerRun:
     startup_failure: str = ""  # the worker died before running any cell: its stderr
 
 
-class WorkerStartupError(RuntimeError):
+class WorkerStartupError(UserError, RuntimeError):
     """The worker cannot start in the sandbox at all: a problem of the grading machine."""
 
 
@@ -472,7 +473,7 @@ def resolve_device(requested: str = "auto") -> str:
     if req == "cpu":
         return "cpu"
     if req not in ("auto", "cuda") and not req.startswith("cuda:"):
-        raise ValueError(f"unknown device {requested!r}; choose auto, cpu or cuda")
+        raise BadArgument(f"unknown device {requested!r}; choose auto, cpu or cuda")
     try:
         import torch
 
@@ -482,8 +483,8 @@ def resolve_device(requested: str = "auto") -> str:
     if req == "auto":
         return "cuda" if have else "cpu"
     if not have:
-        raise ValueError(f"--device {requested} asked for a GPU, but torch sees none here "
-                         "(torch.cuda.is_available() is False); use --device cpu or auto")
+        raise BadArgument(f"--device {requested} asked for a GPU, but torch sees none here "
+                          "(torch.cuda.is_available() is False); use --device cpu or auto")
     return req
 
 

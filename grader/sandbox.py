@@ -30,9 +30,11 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import BadArgument, UserError
 
-class SandboxUnavailable(RuntimeError):
-    pass
+
+class SandboxUnavailable(UserError, RuntimeError):
+    """The chosen sandbox cannot run here; the message says how to install or allow it."""
 
 
 @dataclass
@@ -56,9 +58,13 @@ class Limits:
             key, _, value = item.partition("=")
             key = key.strip().replace("-", "_")
             if not hasattr(lim, key) or not value:
-                raise ValueError(f"unknown limit {item!r}; use KEY=VALUE with KEY one of "
+                raise BadArgument(f"unknown limit {item!r}; use KEY=VALUE with KEY one of "
                                  f"{', '.join(lim.__dataclass_fields__)}")
-            setattr(lim, key, type(getattr(lim, key))(value))
+            try:
+                setattr(lim, key, type(getattr(lim, key))(value))
+            except ValueError:
+                raise BadArgument(f"limit {key} needs a number, not {value!r} (e.g. --limit {key}="
+                                  f"{getattr(lim, key)})") from None
         return lim
 
     def preexec(self, drop_privileges: bool = False, memory=None):
@@ -292,7 +298,7 @@ def get_sandbox(name: str = "auto") -> Sandbox:
         return Container(name)
     if name == "none":
         return NoSandbox()
-    raise ValueError(f"unknown sandbox {name!r}; choose auto, bwrap, docker, podman or none")
+    raise BadArgument(f"unknown sandbox {name!r}; choose auto, bwrap, docker, podman or none")
 
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",

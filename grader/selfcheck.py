@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from .autograde import Submission
+from .errors import MissingFile
 from .sandbox import Limits
 
 
@@ -38,10 +39,10 @@ def check_notebook(path: Path, sandbox: str = "auto", limits: Limits | None = No
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise MissingFile(f"{path} does not exist")
     aid = assignment_of(path)
     if not (solutions_dir() / aid).is_dir():
-        raise FileNotFoundError(
+        raise MissingFile(
             f"the hidden tests of {aid} need the reference solutions in {solutions_dir() / aid}, "
             "which this copy of the course does not have; run the visible self-checks in the notebook")
     ctx = GradingContext(get_sandbox(sandbox), limits or Limits())

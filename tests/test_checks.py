@@ -8,11 +8,13 @@ from hypothesis.extra import numpy as hnp
 
 from course_utils.checks import (
     SelfCheckError,
+    check_at_most_loops,
     check_close,
     check_dtype,
     check_equal,
     check_no_loops,
     check_not_using,
+    check_peak_memory,
     check_shape,
     compare,
 )
@@ -92,5 +94,53 @@ def test_check_dtype_accepts_dtype_objects_and_names():
     check_dtype("f", np.zeros(2), np.float64)
     check_dtype("f", np.zeros(2), "float64")
     check_dtype("f", torch.zeros(2, dtype=torch.float32), torch.float32)
-    with pytest.raises(SelfCheckError, match="expected float32, got float64"):
+    with pytest.raises(SelfCheckError) as e:
         check_dtype("f", np.zeros(2), np.float32)
+    assert str(e.value) == "f: output: expected float32, got float64"
+
+
+def test_check_dtype_message_names_the_argument():
+    import torch
+
+    with pytest.raises(SelfCheckError) as e:
+        check_dtype("one_hot", np.zeros(3, dtype=np.int64), "float64", name="Y", hint="convert with .astype")
+    assert str(e.value) == "one_hot: Y: expected float64, got int64\n  hint: convert with .astype"
+    with pytest.raises(SelfCheckError) as e:
+        check_dtype("batched_matmul", torch.zeros(2, dtype=torch.float64), torch.float32, name="out")
+    assert str(e.value) == "batched_matmul: out: expected float32, got float64"
+    with pytest.raises(SelfCheckError) as e:
+        check_dtype("predict_labels", np.zeros(3), "i", name="y_pred")
+    assert str(e.value) == "predict_labels: y_pred: expected an integer dtype, got float64"
+    with pytest.raises(SelfCheckError) as e:
+        check_dtype("f", [1, 2], "float64", name="X")
+    assert str(e.value) == "f: X: expected float64, got list without a dtype"
+
+
+def test_at_most_loops_counts_loops_and_comprehensions():
+    def two(x):
+        for _ in range(2):
+            x = [v for v in x]
+        return x
+
+    check_at_most_loops("ex", two, 2)
+    with pytest.raises(SelfCheckError) as e:
+        check_at_most_loops("ex", two, 1, hint="one loop over the rows")
+    assert str(e.value) == ("ex: `two` (with the helpers it calls) has 2 Python loops or comprehensions; "
+                            "this exercise allows at most 1\n  hint: one loop over the rows")
+
+
+def test_peak_memory_catches_a_large_temporary():
+    rng = np.random.default_rng(0)
+    A, B = rng.normal(size=(1000, 100)), rng.normal(size=(50, 100))
+
+    def broadcast(a, b):  # a (50, 1000, 100) temporary: 40 MB
+        return ((b[:, None, :] - a[None, :, :]) ** 2).sum(axis=2)
+
+    def product(a, b):  # nothing larger than the (50, 1000) result
+        return (b ** 2).sum(axis=1)[:, None] + (a ** 2).sum(axis=1)[None, :] - 2 * b @ a.T
+
+    out = check_peak_memory("ex", product, (A, B), limit_mb=5)
+    np.testing.assert_allclose(out, broadcast(A, B), rtol=1e-9, atol=1e-9)
+    with pytest.raises(SelfCheckError, match=r"^ex: broadcast allocated 3\d MB at its peak on this input; "
+                                             r"the limit here is 5 MB"):
+        check_peak_memory("ex", broadcast, (A, B), limit_mb=5)

@@ -39,3 +39,21 @@ def test_ci_runs_the_readme_test_command():
     assert "python3 course.py lab" in readme
     assert [ln for ln in ci.splitlines() if ln and not ln.startswith("#") and not ln.startswith(("set ", "cd "))] \
         == ["python3 course.py test"]
+
+
+def test_lab_and_test_install_the_same_torch(monkeypatch):
+    """CI tests what users get: no CI-only torch pin, COURSE_TORCH the one override."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("course_script", ROOT / "course.py")
+    course = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(course)
+    monkeypatch.delenv("COURSE_TORCH", raising=False)
+    monkeypatch.setenv("CI", "true")
+    assert course.torch_spec() == "torch"
+    monkeypatch.delenv("CI")
+    assert course.torch_spec() == "torch"
+    monkeypatch.setenv("COURSE_TORCH", "torch --index-url https://example.invalid/cpu")
+    assert course.torch_spec() == "torch --index-url https://example.invalid/cpu"
+    source = (ROOT / "course.py").read_text()
+    assert "CI" not in [w.strip("\"'()[]") for w in source.split()], "course.py must not branch on CI"

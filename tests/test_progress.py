@@ -303,7 +303,7 @@ def test_check_report_shows_problems_and_unsaved_work(tmp_path):
 def test_check_my_work_prints_the_report_outside_jupyter(folder, monkeypatch, capsys):
     calls = []
 
-    def fake(path, sandbox=None):
+    def fake(path, sandbox=None, device=None):
         calls.append((path, sandbox))
         return CheckReport(path, REPORT)
 

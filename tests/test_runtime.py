@@ -78,3 +78,35 @@ def test_describe_environment_is_one_line():
     assert "\n" not in line
     for part in (np.__version__, torch.__version__, str(device())):
         assert part in line
+
+
+def _blas_threads(env_extra: dict) -> int:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import course_utils, json; from threadpoolctl import threadpool_info; "
+            "print(json.dumps([i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']))")
+    env = {k: v for k, v in os.environ.items() if k != "COURSE_BLAS_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], env={**env, **env_extra}, capture_output=True,
+                         text=True, check=True).stdout
+    threads = json.loads(out)
+    assert threads, "numpy's BLAS was not found by threadpoolctl"
+    return max(threads)
+
+
+def test_importing_the_course_keeps_numpys_blas_on_one_thread():
+    """Timing demos on a 2-core laptop: BLAS threads and torch's pool must not oversubscribe."""
+    assert _blas_threads({}) == 1
+    assert _blas_threads({"COURSE_BLAS_THREADS": "2"}) == 2
+
+
+def test_a_bad_thread_count_says_how_to_fix_it(monkeypatch):
+    import pytest
+
+    from course_utils.runtime import configure_threads
+
+    monkeypatch.setenv("COURSE_BLAS_THREADS", "many")
+    with pytest.raises(ValueError, match="COURSE_BLAS_THREADS=2"):
+        configure_threads()

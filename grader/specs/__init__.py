@@ -22,6 +22,7 @@ import sys
 import types
 from pathlib import Path
 
+from ..errors import UnknownName
 from ..paths import solutions_dir
 from ..spec import Exercise
 
@@ -72,7 +73,7 @@ def spec_module(assignment: str) -> types.ModuleType:
     try:
         path = files[assignment]
     except KeyError:
-        raise KeyError(f"no hidden-test spec for assignment {assignment!r}; known: "
+        raise UnknownName(f"no hidden-test spec for assignment {assignment!r}; known: "
                        f"{', '.join(sorted(files)) or 'none'} (a spec module declares "
                        f"ASSIGNMENT = {assignment!r})") from None
     if path.parent == HERE:
