@@ -507,3 +507,28 @@ def test_forward_backward_names_outputs_and_keeps_updated_arguments():
     only_fwd = drivers.run("forward_backward", objs, {"forward": fwd, "keep": ["bn_param"]}, ctx)
     assert sorted(only_fwd) == ["bn_param", "out"]
     assert objs[0] is bn_forward and objs.bn_backward is bn_backward and objs.names == ["bn_forward", "bn_backward"]
+
+
+def test_a_students_own_check_shows_the_points_of_each_part(example_env, monkeypatch, tmp_path):
+    """``python -m grader check`` prints the parts of an exercise under its row."""
+    import grader.autograde
+    import grader.runner
+    from grader.selfcheck import check_notebook
+
+    record = {"student_id": "me", "assignment": "99_example", "problem": None, "score": 1.0, "max_score": 3.0,
+              "notebooks": [{"notebook": "example", "problem": None, "cells": [
+                  {"grade_id": "test_affine", "kind": "auto", "status": "failed", "score": 1.0, "max_score": 3.0,
+                   "message": "", "parts": {"forward": {"score": 1.0, "max_score": 1.0, "passed": True},
+                                            "backward": {"score": 0.0, "max_score": 2.0, "passed": False}},
+                   "checks": [{"name": "case 2 (backward) [backward]", "passed": False,
+                               "message": "db: 3 of 3 entries differ", "part": "backward"}]}]}]}
+    monkeypatch.setattr(grader.autograde, "grade_submission", lambda ctx, sub: record)
+    monkeypatch.setattr(grader.runner, "choose_device", lambda ctx, device, torch_needed, log=None: "cpu")
+    nb = tmp_path / "99_example" / "example.ipynb"
+    nb.parent.mkdir()
+    nb.write_text("{}")
+    lines = []
+    with pytest.warns(RuntimeWarning):
+        assert check_notebook(nb, sandbox="none", out=lines.append) == 1
+    text = "\n".join(lines)
+    assert "parts: forward 1/1, backward 0/2" in text and "db: 3 of 3 entries differ" in text
