@@ -8,4 +8,7 @@
     grades the same generated class three ways (stock ``nbgrader autograde``,
     this grader with one worker, with every core), prints the times and
     ratios, checks that the scores agree; writes ``docs/benchmarks_scale.md``.
+``python -m bench suite [--assignments 14]``
+    runs the test suite once, attributes its time to each assignment and to the
+    platform, and projects it to the whole course; writes ``docs/benchmarks_suite.md``.
 """

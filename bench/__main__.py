@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--skip-stock", action="store_true", help="do not run stock nbgrader (no ratios)")
     s.add_argument("--workdir", default=None, help="keep the class, course and outputs here")
     s.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks_scale.md alone")
+    t = sub.add_parser("suite", help="time the test suite per assignment and project it to the whole course")
+    t.add_argument("--assignments", type=int, default=14, help="assignments to project to (default 14)")
+    t.add_argument("--from", dest="from_file", default=None,
+                   help="read test timings written by a run with COURSE_TEST_TIMINGS=FILE instead of running")
+    t.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks_suite.md alone")
+    t.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     return p
 
 
@@ -45,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "scale":
         from .scale import main as run
+    elif args.command == "suite":
+        from .suite import main as run
     else:
         from .notebooks import main as run
     return run(args)

@@ -4,8 +4,8 @@ gradient checks, self-checks, plots and widgets.
 Importing the package sets the thread pools up for small-matrix teaching work on a
 laptop (see :func:`course_utils.runtime.configure_threads`)."""
 
-from .runtime import configure_threads, device, seed_everything
+from .runtime import budget, configure_threads, device, quick_mode, seed_everything
 
 configure_threads()
 
-__all__ = ["configure_threads", "device", "seed_everything"]
+__all__ = ["budget", "configure_threads", "device", "quick_mode", "seed_everything"]

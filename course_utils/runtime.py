@@ -21,6 +21,26 @@ if TYPE_CHECKING:
 
 DEVICE_ENV_VAR = "COURSE_DEVICE"
 THREADS_ENV_VAR = "COURSE_BLAS_THREADS"
+QUICK_ENV_VAR = "COURSE_QUICK"
+
+
+def quick_mode() -> bool:
+    """True when ``COURSE_QUICK`` is set (to anything but "", "0" or "false").
+
+    The test suite executes every notebook in quick mode: training runs use fewer
+    epochs or examples (see :func:`budget`) so that the suite stays fast as the course
+    grows. Students and the benchmark (``python -m bench``) run the full notebooks.
+    """
+    return os.environ.get(QUICK_ENV_VAR, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def budget(full, quick):
+    """``full`` normally, ``quick`` in quick mode: ``epochs = budget(30, 2)``.
+
+    Use it only for work whose size does not change what the text claims (a training
+    run's length, the number of repeats of a timing), and say what the full run gives.
+    """
+    return quick if quick_mode() else full
 
 
 def configure_threads(blas_threads: int | None = None) -> int:

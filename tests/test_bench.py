@@ -82,3 +82,18 @@ def test_scores_comparison_and_class_mix():
     assert compare({("a", "x"): 1.0}, {("a", "x"): 2.0, ("b", "x"): 0.0}) == ["a/x: 1.0 vs 2.0",
                                                                               "b/x: None vs 0.0"]
     assert set(MIX) == {"reference", "wrong", "untouched"} and len(MIX) == 10
+
+
+def test_suite_timings_are_attributed_to_assignments_and_projected():
+    from bench.suite import attribute, projection
+
+    timings = {
+        "tests/test_notebooks.py::test_source_notebook_executes[00_tensors/tensors.ipynb]": 20.0,
+        "tests/test_notebooks.py::test_source_notebook_executes[01_knn/knn.ipynb]": 40.0,
+        "tests/test_autograde.py::test_batch_totals": 30.0,  # grades every assignment together
+        "tests/test_wire.py::test_roundtrip": 10.0,
+    }
+    parts = attribute(timings, ["00_tensors", "01_knn"])
+    assert parts["00_tensors"]["seconds"] == 35.0 and parts["01_knn"]["seconds"] == 55.0
+    assert parts["platform"] == {"tests": 1, "seconds": 10.0}
+    assert projection(parts, 14) == 10.0 + 14 * 45.0

@@ -1,10 +1,10 @@
-"""Every source notebook executes top to bottom with its solutions, offline."""
+"""Every source notebook executes top to bottom with its solutions, offline.
 
-import time
+The run is shared (the ``executed`` fixture in conftest.py) and in quick mode: training runs
+are shortened with ``course_utils.budget``; ``python -m bench`` times the full runs.
+"""
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from grader.paths import ROOT
 
@@ -14,13 +14,9 @@ SOURCES = sorted((ROOT / "solutions").glob("*/*.ipynb"))
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=[f"{p.parent.name}/{p.name}" for p in SOURCES])
-def test_source_notebook_executes(path, tmp_path, monkeypatch):
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))  # nothing cached: must run offline
-    nb = nbformat.read(str(path), as_version=4)
-    t0 = time.monotonic()
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
-    seconds = time.monotonic() - t0
-    print(f"{path.parent.name}/{path.name}: {seconds:.1f} s")
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+def test_source_notebook_executes(path, executed):
+    run = executed(path)
+    print(f"{path.parent.name}/{path.name}: {run['seconds']:.1f} s (quick mode)")
+    assert run["error"] is None, run["error"]
+    errors = [o for c in run["nb"].cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors

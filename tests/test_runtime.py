@@ -110,3 +110,15 @@ def test_a_bad_thread_count_says_how_to_fix_it(monkeypatch):
     monkeypatch.setenv("COURSE_BLAS_THREADS", "many")
     with pytest.raises(ValueError, match="COURSE_BLAS_THREADS=2"):
         configure_threads()
+
+
+def test_quick_mode_and_budget(monkeypatch):
+    from course_utils import budget, quick_mode
+
+    monkeypatch.delenv("COURSE_QUICK", raising=False)
+    assert not quick_mode() and budget(30, 2) == 30
+    for off in ("0", "false", ""):
+        monkeypatch.setenv("COURSE_QUICK", off)
+        assert not quick_mode()
+    monkeypatch.setenv("COURSE_QUICK", "1")
+    assert quick_mode() and budget(30, 2) == 2
