@@ -155,8 +155,8 @@ def ensure_installed(extra: str, torch: str) -> None:
     try:
         for cmd in install_commands(extra, torch, have_torch, cfile):
             run(cmd, cwd=ROOT)
-    except subprocess.CalledProcessError:
-        if locked:
+    except subprocess.CalledProcessError as exc:
+        if "-c" in exc.cmd:
             say(f"pip could not install the versions of {LOCK.name} here. If this platform or Python "
                 "has no build of one of them, COURSE_LOCK=off installs pyproject.toml's version "
                 "ranges instead (a newer or older version of some packages than the class uses).")

@@ -47,6 +47,7 @@ __all__ = [
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 ANSWER_PLACEHOLDER = "YOUR ANSWER HERE"
+COLAB_LINK_ID = "open-in-colab"  # the release's "Open in Colab" cell (grader/colab.py), not the notebook's text
 _STUB = re.compile(r"^[ \t]*raise[ \t]+NotImplementedError\b", re.MULTILINE)
 _ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(.*)$")
 
@@ -166,7 +167,8 @@ def assignment_info(nb: dict, aid: str = "") -> AssignmentInfo:
     """Title, learning goals and estimated time of a notebook (parsed JSON)."""
     meta = nb.get("metadata", {}).get("course", {})
     meta = meta if isinstance(meta, dict) else {}
-    first = next((_source(c) for c in nb.get("cells", []) if c.get("cell_type") == "markdown"), "")
+    first = next((_source(c) for c in nb.get("cells", []) if c.get("cell_type") == "markdown"
+                  and c.get("id") != COLAB_LINK_ID), "")
     heading = next((ln.lstrip("#").strip() for ln in first.splitlines() if ln.startswith("#")), "")
     title = str(meta.get("title") or heading or aid)
     goals = meta.get("goals")

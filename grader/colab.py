@@ -24,11 +24,13 @@ from dataclasses import dataclass
 
 import nbformat
 
+from course_utils.progress import COLAB_LINK_ID
+
 from .paths import ROOT
 
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 SETUP_ID = "course-setup"
-LINK_ID = "open-in-colab"
+LINK_ID = COLAB_LINK_ID
 _GITHUB = re.compile(r"^(?:https?://github\.com/|git@github\.com:)([^/]+)/([^/]+?)(?:\.git)?/?$")
 
 SETUP = '''\

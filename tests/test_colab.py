@@ -95,6 +95,15 @@ def test_release_puts_the_link_and_setup_cell_first_in_every_notebook(released_w
         assert not nb.cells[1].metadata.get("nbgrader"), "the setup cell is not graded"
 
 
+def test_course_index_reads_titles_past_the_link(released_with_url):
+    from course_utils.progress import assignment_info
+
+    for path in sorted(released_with_url.glob("*/*.ipynb")):
+        with_link = json.loads(path.read_text())
+        plain = json.loads((ROOT / "notebooks" / path.relative_to(released_with_url)).read_text())
+        assert assignment_info(with_link, path.parent.name) == assignment_info(plain, path.parent.name)
+
+
 def test_setup_cell_is_silent_in_a_copy_of_the_course(released_with_url):
     nb = nbformat.read(str(released_with_url / "01_knn" / "knn.ipynb"), as_version=4)
     proc = subprocess.run([sys.executable, "-c", nb.cells[1].source + "\nimport course_utils, os; print(os.getcwd())"],
