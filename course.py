@@ -208,7 +208,7 @@ def cmd_install(args: list[str]) -> int:
 
 def cmd_constraints(args: list[str]) -> int:
     if not use_lock():
-        say("no constraints: COURSE_LOCK=off, or no requirements.lock")
+        print("[course] no constraints: COURSE_LOCK=off, or no requirements.lock", file=sys.stderr)
         return 0
     sys.stdout.write(constraints(torch_spec()))
     return 0
