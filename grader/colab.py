@@ -21,6 +21,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 import nbformat
 
@@ -88,9 +89,9 @@ class Settings:
     ref: str
 
 
-def settings() -> Settings:
+def settings(pyproject: Path | None = None) -> Settings:
     """The public repository and the ref to install from: environment, then pyproject.toml."""
-    meta = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    meta = tomllib.loads((pyproject or ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     conf = meta.get("tool", {}).get("course", {})
     repository = os.environ.get("COURSE_REPOSITORY", "").strip() or str(conf.get("repository", "")).strip()
     ref = (os.environ.get("COURSE_REF", "").strip() or str(conf.get("ref", "")).strip()

@@ -22,23 +22,41 @@ ROOT = Path(__file__).resolve().parents[1]
 GITHUB = "https://github.com/example-org/deep-learning-course"
 
 
-def test_public_url_is_set_in_one_place_and_empty_here(monkeypatch):
+def _pyproject_with(tmp_path: Path, repository: str, ref: str = "") -> Path:
+    text = (ROOT / "pyproject.toml").read_text()
+    text, n = re.subn(r'(?m)^repository = ".*"$', f"repository = {repository!r}".replace("'", '"'), text)
+    assert n == 1, "pyproject.toml sets [tool.course] repository in one place"
+    text = re.sub(r'(?m)^ref = ".*"$', f'ref = "{ref}"', text)
+    path = tmp_path / "pyproject.toml"
+    path.write_text(text)
+    return path
+
+
+def test_public_url_is_set_in_one_place(monkeypatch, tmp_path):
     conf = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert conf["tool"]["course"]["repository"] == ""
+    assert isinstance(conf["tool"]["course"]["repository"], str)
+    version = conf["project"]["version"]
     monkeypatch.delenv("COURSE_REPOSITORY", raising=False)
     monkeypatch.delenv("COURSE_REF", raising=False)
-    assert colab.settings() == colab.Settings("", "v" + conf["project"]["version"])
-    assert colab.cells("notebooks/01_knn/knn.ipynb") == ([], {})
-    monkeypatch.setenv("COURSE_REPOSITORY", GITHUB)
+    unset = _pyproject_with(tmp_path, "")
+    assert colab.settings(unset) == colab.Settings("", "v" + version)
+    assert colab.cells("notebooks/01_knn/knn.ipynb", colab.settings(unset)) == ([], {})
+    assert colab.settings(_pyproject_with(tmp_path, GITHUB, "v9")) == colab.Settings(GITHUB, "v9")
+    monkeypatch.setenv("COURSE_REPOSITORY", "https://github.com/other/fork")
     monkeypatch.setenv("COURSE_REF", "v2.0")
-    assert colab.settings() == colab.Settings(GITHUB, "v2.0")
+    assert colab.settings(unset) == colab.Settings("https://github.com/other/fork", "v2.0")
 
 
-def test_committed_release_has_no_links_while_the_url_is_unset():
+def test_committed_release_follows_the_configuration(monkeypatch):
+    """With no public URL configured the release has no links and no setup cells; with one,
+    every notebook has them (``grader release --check`` compares the rest)."""
+    monkeypatch.delenv("COURSE_REPOSITORY", raising=False)
+    configured = bool(colab.settings().repository)
     for path in sorted((ROOT / "notebooks").rglob("*.ipynb")):
         nb = json.loads(path.read_text())
-        assert not [c for c in nb["cells"] if c.get("id") in (colab.SETUP_ID, colab.LINK_ID)], path
-        assert "colab" not in nb["metadata"].get("course", {}), path
+        has_setup = any(c.get("id") == colab.SETUP_ID for c in nb["cells"])
+        assert has_setup == configured, path
+        assert ("colab" in nb["metadata"].get("course", {})) == configured, path
 
 
 @pytest.mark.parametrize("url", [GITHUB, GITHUB + ".git", GITHUB + "/", "git@github.com:example-org/deep-learning-course.git"])
