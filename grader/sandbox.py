@@ -154,7 +154,8 @@ class Bubblewrap(Sandbox):
     installation and site-packages read-only, the job folder read-write at
     ``/job`` and an empty ``/tmp``.  The course repository, including
     ``solutions/`` and the grader's output folder, is not mounted; the
-    ``grader`` package is visible only as the three modules the worker needs.
+    ``grader`` package is visible only as the modules the worker needs (the
+    worker, the wire format and the drivers package).
     """
 
     name = "bwrap"
@@ -264,8 +265,8 @@ class Container(Sandbox):
             raise SandboxUnavailable(f"{engine} is not installed; use --sandbox bwrap")
         if not self.image:
             raise SandboxUnavailable(
-                f"set COURSE_GRADER_IMAGE to an image with this course installed "
-                f"(pip install . in a python:3.11 image) to grade with {engine}")
+                f"set COURSE_GRADER_IMAGE to an image with this course installed (the repository's "
+                f"Dockerfile: docker build -t course-grader .) to grade with {engine}")
         probe = subprocess.run([self.exe, "info"], capture_output=True, text=True)
         if probe.returncode != 0:
             raise SandboxUnavailable(f"{engine} cannot reach its engine: {probe.stderr.strip()[:300]}")
@@ -319,7 +320,8 @@ def worker_argv(sandbox: Sandbox, jobdir: Path) -> list[str]:
 def package_files() -> list[Path]:
     """Files of this repository that the worker may see (read-only)."""
     here = Path(__file__).resolve().parent
-    files = [here / "__init__.py", here / "worker.py", here / "wire.py", here / "drivers.py",
+    files = [here / "__init__.py", here / "worker.py", here / "wire.py",
+             here / "drivers",  # the whole package: one module per topic (never the specs)
              here.parent / "course_utils"]
     return files
 

@@ -9,13 +9,18 @@ import pytest
 from grader.notebook import source_notebooks
 from grader.paths import ROOT, assignments
 from grader.reference import load_reference
+from grader.specs import graded_names, spec_files
 
-# The graded API of the curriculum (names must not change).
-GRADED = {
-    "00_tensors": ["one_hot", "normalize_columns", "batched_matmul"],
-    "01_knn": ["compute_distances_two_loops", "compute_distances_one_loop", "compute_distances_no_loops",
-               "compute_distances_l1", "predict_labels", "knn_cross_validate"],
-}
+# The graded API: every name an exercise of an assignment's spec grades (names must not change).
+GRADED = {aid: graded_names(aid) for aid in assignments() if aid in spec_files()}
+
+
+def test_graded_names_come_from_the_specs():
+    assert {"00_tensors", "01_knn"} <= set(GRADED)
+    assert {"one_hot", "normalize_columns", "batched_matmul"} <= set(GRADED["00_tensors"])
+    assert GRADED["01_knn"] == ["compute_distances_two_loops", "compute_distances_one_loop",
+                                "compute_distances_no_loops", "compute_distances_l1", "predict_labels",
+                                "knn_cross_validate"]
 
 
 @pytest.mark.parametrize("aid,name", [(a, n) for a, names in GRADED.items() for n in names])
