@@ -50,6 +50,18 @@ WRONG = {
                               "    return np.zeros((len(labels), num_classes))\n"),
     "01_knn": ("compute_distances_two_loops", "def compute_distances_two_loops(X_train, X_test):\n"
                                              "    return np.zeros((len(X_test), len(X_train)))\n"),
+    # The hinge loss right, but the regularisation left out of the gradient: only the cases with reg > 0 fail.
+    "02_linear_classifiers": ("svm_loss_naive", "def svm_loss_naive(W, X, y, reg):\n"
+                                                "    loss, dW = 0.0, np.zeros_like(W)\n"
+                                                "    for i in range(X.shape[0]):\n"
+                                                "        scores = X[i] @ W\n"
+                                                "        for j in range(W.shape[1]):\n"
+                                                "            margin = scores[j] - scores[y[i]] + 1.0\n"
+                                                "            if j != y[i] and margin > 0:\n"
+                                                "                loss += margin\n"
+                                                "                dW[:, j] += X[i]\n"
+                                                "                dW[:, y[i]] -= X[i]\n"
+                                                "    return loss / X.shape[0] + reg * np.sum(W * W), dW / X.shape[0]\n"),
 }
 
 

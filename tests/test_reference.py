@@ -15,6 +15,8 @@ GRADED = {
     "00_tensors": ["one_hot", "normalize_columns", "batched_matmul"],
     "01_knn": ["compute_distances_two_loops", "compute_distances_one_loop", "compute_distances_no_loops",
                "compute_distances_l1", "predict_labels", "knn_cross_validate"],
+    "02_linear_classifiers": ["svm_loss_naive", "svm_loss_vectorized", "softmax_loss_naive",
+                              "softmax_loss_vectorized", "train_linear_classifier", "predict_linear_classifier"],
 }
 
 
