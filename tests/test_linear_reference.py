@@ -201,3 +201,37 @@ def test_the_stated_target_accuracy_is_reached():
                                               np.random.default_rng(0))
         acc = np.mean(ref("predict_linear_classifier")(W, prep(X_te)) == y_te)
         assert acc >= 0.93, (loss, acc)
+
+
+BROADCAST_GRADIENT = '''def softmax_loss_vectorized(W, X, y, reg):
+    """Right on small inputs, but the gradient goes through an (N, D, C) array."""
+    N = X.shape[0]
+    scores = X @ W
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    loss = np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(N), y]) + reg * np.sum(W * W)
+    probs[np.arange(N), y] -= 1.0
+    dW = np.sum(X[:, :, None] * probs[:, None, :], axis=0) / N + 2.0 * reg * W
+    return loss, dW
+'''
+
+
+@pytest.mark.slow
+def test_an_N_D_C_gradient_runs_out_of_memory_and_the_reference_passes(sandbox, tmp_path):
+    from grader.notebook import source_notebooks
+    from grader.runner import GradingContext, grade_exercises
+    from grader.sandbox import get_sandbox
+
+    gid = "test_softmax_loss_vectorized"
+    src = source_notebooks(AID)[0]
+    ex = exercises(AID)[gid]
+    ctx = GradingContext(get_sandbox(sandbox), Limits(), workroot=tmp_path)
+    points = src.tests[gid]
+    res = grade_exercises(ctx, AID, [(ex, points)], src.setup, dict(src.solutions))[gid]
+    assert res.status == "passed" and res.score == points, res.to_json()
+    broadcast = dict(src.solutions, softmax_loss_vectorized=BROADCAST_GRADIENT)
+    res = grade_exercises(ctx, AID, [(ex, points)], src.setup, broadcast)[gid]
+    assert res.status == "killed" and res.score == 0, res.to_json()
+    failed = [c for c in res.checks if not c.passed]
+    big = [i for i, c in enumerate(ex.make_cases()) if "CIFAR-100" in c.label]
+    assert len(failed) == 1 and failed[0].name.startswith(f"case {big[0] + 1}")  # every small case still passes
