@@ -174,4 +174,4 @@ def call_inplace(obj: Any, inputs: dict, ctx: dict) -> Any:
 
 
 # The topic modules register their drivers on import (they use `driver` above).
-from . import layers, modules, optim, rl, tensors, training  # noqa: E402,F401
+from . import layers, linear, modules, optim, rl, tensors, training  # noqa: E402,F401
