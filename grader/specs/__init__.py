@@ -14,6 +14,7 @@ from ..spec import Exercise
 MODULES: dict[str, str] = {
     "00_tensors": "grader.specs.tensors",
     "01_knn": "grader.specs.knn",
+    "03_backprop": "grader.specs.backprop",
 }
 
 
