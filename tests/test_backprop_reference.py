@@ -216,3 +216,30 @@ def test_random_expressions_are_valid_and_reproducible():
     assert a == b and len(a["ops"]) == 30 and len(a["leaves"]) == 3
     nodes, _ = evaluate_expression(a, lambda v: t64(v, grad=False))
     assert all(np.isfinite(n.item()) for n in nodes)
+
+
+def test_train_classifier_lowers_the_loss_and_records_every_epoch():
+    from course_utils.training import accuracy, train_classifier
+
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(120, 2))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    net = ref("TwoLayerNet")(2, 16, 2, weight_scale=0.3, rng=np.random.default_rng(0))
+    history = train_classifier(net, X, y, X[:40], y[:40], lr=0.5, num_epochs=15, batch_size=20, rng=0,
+                               progress=False)
+    assert sorted(history) == ["train_acc", "train_loss", "val_acc"]
+    assert all(len(v) == 15 for v in history.values())
+    assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
+    assert accuracy(net, X, y) == history["train_acc"][-1] > 0.9
+
+
+def test_plot_computational_graph_labels_every_edge():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_utils.graphs import plot_computational_graph
+
+    fig = plot_computational_graph({"in:x": (0, 0, "x"), "mul": (1, 0, "*"), "in:f": (2, 0, "f")},
+                                   [("in:x", "mul", 3, -2), ("mul", "in:f", -6, 1)], title="f = -2x")
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert {"x", "*", "f", "3", "-2", "-6", "1"} <= texts
