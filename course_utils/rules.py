@@ -3,7 +3,13 @@
 Checked on the source text (the AST), in the grading process, never by
 running the student's code, so they cannot be switched off from inside it.
 A rule covers the graded function and every top-level helper it reaches by
-name, so moving a loop into a helper does not get around it.
+name, so moving a loop into a helper does not get around it.  A rule with a
+``target`` covers that one function or method only (``"loss"``,
+``"LinearSVM.loss"``, or a method of the graded class), again with the helpers
+and the other methods of the same class (``self.helper()``) it reaches: "no
+loops in ``LinearSVM.loss``" leaves the loop in ``LinearSVM.train`` alone.
+``part`` names the part of an exercise a rule counts for when the grader gives
+partial credit (see ``grader.spec.Exercise.parts``).
 """
 
 from __future__ import annotations
@@ -42,17 +48,61 @@ class SourceIndex:
                         if isinstance(tgt, ast.Name):
                             self.defs[tgt.id] = node
 
+    def without(self, names) -> SourceIndex:
+        """The same index without the definitions of ``names`` (helpers graded elsewhere)."""
+        out = SourceIndex([])
+        out.defs = {k: v for k, v in self.defs.items() if k not in set(names)}
+        out.errors = list(self.errors)
+        return out
+
+    @staticmethod
+    def _method(cls: ast.AST, name: str) -> ast.AST | None:
+        for node in getattr(cls, "body", []):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+                return node
+        return None
+
+    def node(self, name: str) -> ast.AST | None:
+        """The definition of ``name``: a top-level name, or ``"Class.method"``."""
+        if "." in name:
+            cls, _, meth = name.partition(".")
+            c = self.defs.get(cls)
+            return self._method(c, meth) if isinstance(c, ast.ClassDef) else None
+        return self.defs.get(name)
+
+    def resolve(self, name: str, target: str | None = None) -> str:
+        """What a rule with ``target`` looks at when it checks the graded object ``name``:
+        ``target`` as a method of the class ``name``, else ``target`` itself
+        (a top-level function or ``"Class.method"``); ``name`` without a target."""
+        if not target:
+            return name
+        if "." not in target and isinstance(self.defs.get(name), ast.ClassDef) \
+                and (self._method(self.defs[name], target) is not None or target not in self.defs):
+            return f"{name}.{target}"
+        return target
+
     def closure(self, name: str) -> list[ast.AST]:
-        """``name``'s definition and every top-level definition it reaches by name."""
+        """``name``'s definition and every top-level definition it reaches by name;
+        for a method (``"Class.method"``), also the methods of the class it calls
+        through ``self``."""
         seen: dict[str, ast.AST] = {}
         todo = [name]
         while todo:
             n = todo.pop()
-            if n in seen or n not in self.defs:
+            if n in seen:
                 continue
-            node = self.defs[n]
+            node = self.node(n)
+            if node is None:
+                continue
             seen[n] = node
-            todo.extend(name for name in _free_names(node) if name in self.defs)
+            cls = n.partition(".")[0] if "." in n else None
+            todo.extend(name for name in _free_names(node) if name in self.defs and name != cls)
+            if cls:
+                for sub in ast.walk(node):
+                    if (isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name)
+                            and sub.value.id in ("self", "cls", cls)
+                            and self._method(self.defs[cls], sub.attr) is not None):
+                        todo.append(f"{cls}.{sub.attr}")
         return list(seen.values())
 
 
@@ -146,8 +196,11 @@ class NoLoops:
     or in any helper of the student's that it calls."""
 
     what: str = "no Python loops"
+    target: str | None = None
+    part: str | None = None
 
     def check(self, index: SourceIndex, name: str) -> str | None:
+        name = index.resolve(name, self.target)
         nodes = index.closure(name)
         if not nodes:
             return _missing(name)
@@ -170,8 +223,11 @@ class Forbid:
 
     names: tuple[str, ...]
     what: str = ""
+    target: str | None = None
+    part: str | None = None
 
     def check(self, index: SourceIndex, name: str) -> str | None:
+        name = index.resolve(name, self.target)
         nodes = index.closure(name)
         if not nodes:
             return _missing(name)
@@ -222,12 +278,15 @@ class AtMostLoops:
     function and the helpers it calls."""
 
     limit: int
+    target: str | None = None
+    part: str | None = None
 
     @property
     def what(self) -> str:
         return f"at most {self.limit} Python loop{'s' if self.limit > 1 else ''}"
 
     def check(self, index: SourceIndex, name: str) -> str | None:
+        name = index.resolve(name, self.target)
         nodes = index.closure(name)
         if not nodes:
             return _missing(name)
@@ -252,8 +311,11 @@ class NoMatrixProducts:
     ``Forbid(MATMUL_FUNCTIONS)``."""
 
     what: str = "no @ operator or matrix-product methods"
+    target: str | None = None
+    part: str | None = None
 
     def check(self, index: SourceIndex, name: str) -> str | None:
+        name = index.resolve(name, self.target)
         nodes = index.closure(name)
         if not nodes:
             return _missing(name)
@@ -275,8 +337,11 @@ class UsesAutograd:
     calls ``.backward()`` or ``torch.autograd.grad``."""
 
     what: str = "gradient computed by autograd"
+    target: str | None = None
+    part: str | None = None
 
     def check(self, index: SourceIndex, name: str) -> str | None:
+        name = index.resolve(name, self.target)
         nodes = index.closure(name)
         if not nodes:
             return _missing(name)

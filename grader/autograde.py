@@ -80,6 +80,11 @@ def _grading_code_hash(assignment: str) -> str:
                 h.update(src.path.name.encode() + src.path.read_bytes())
         except FileNotFoundError:
             h.update(b"unknown assignment")
+        from .specs import spec_files
+
+        spec = spec_files().get(assignment)  # it may live outside the grader package
+        if spec is not None:
+            h.update(spec.name.encode() + spec.read_bytes())
         _code_hash_cache[assignment] = h.hexdigest()
     return _code_hash_cache[assignment]
 

@@ -33,6 +33,7 @@ TEMPLATE = """<!DOCTYPE html>
 <tr><td><code>{{ c.grade_id }}</code></td><td>{{ c.kind }}</td>
 <td class="{{ c.status }}">{{ c.status }}</td><td>{{ "%g"|format(c.score) }} / {{ "%g"|format(c.max_score) }}</td>
 <td>{% if c.message %}<p>{{ c.message }}</p>{% endif %}
+{% if c.parts %}<p>Points by part: {% for p, v in c.parts.items() %}{{ p }} <span class="{{ 'passed' if v.passed else 'failed' }}">{{ "%g"|format(v.score) }} / {{ "%g"|format(v.max_score) }}</span>{% if not loop.last %}, {% endif %}{% endfor %}</p>{% endif %}
 {% set failed = c.checks|rejectattr("passed")|list %}
 {% if failed %}<ul>{% for k in failed %}<li><b>{{ k.name }}</b>: <pre>{{ k.message }}</pre></li>{% endfor %}</ul>
 {% elif c.checks %}all {{ c.checks|length }} checks passed{% endif %}</td></tr>

@@ -43,16 +43,29 @@ def make_submission(folder: Path, assignment: str, answers: str = "reference",
     return written
 
 
-#: One deliberately wrong answer per assignment, for a function no other exercise calls:
-#: a submission with it loses exactly that exercise's points.
-WRONG = {
-    "00_tensors": ("one_hot", "def one_hot(labels, num_classes):\n"
-                              "    return np.zeros((len(labels), num_classes))\n"),
-    "01_knn": ("compute_distances_two_loops", "def compute_distances_two_loops(X_train, X_test):\n"
-                                             "    return np.zeros((len(X_test), len(X_train)))\n"),
-    "03_backprop": ("svm_loss", "def svm_loss(x, y):\n"
-                                "    return 0.0, np.zeros_like(x)\n"),
-}
+def wrong_answer(assignment: str) -> tuple[str, str] | None:
+    """The first deliberately wrong answer its spec declares (``WRONG_ANSWERS``):
+    ``(answer grade_id, code)``, for a function no other exercise calls, so that a
+    submission with it loses exactly that exercise's points; ``None`` if it has none."""
+    from .specs import wrong_answers
+
+    try:
+        answers = wrong_answers(assignment)
+    except KeyError:
+        return None
+    return next(iter(answers.items()), None)
+
+
+def _all_wrong() -> dict[str, tuple[str, str]]:
+    from .paths import assignments
+    from .specs import spec_files
+
+    known = spec_files()
+    return {aid: w for aid in assignments() if aid in known and (w := wrong_answer(aid))}
+
+
+#: One deliberately wrong answer per assignment (from the spec modules' ``WRONG_ANSWERS``).
+WRONG = _all_wrong()
 
 
 def make_small_class(submitted: Path, assignment: str) -> Path:
@@ -60,7 +73,7 @@ def make_small_class(submitted: Path, assignment: str) -> Path:
     submitted = Path(submitted)
     make_submission(submitted / "ref_a" / assignment, assignment, "reference")
     make_submission(submitted / "ref_b" / assignment, assignment, "reference")
-    gid, code = WRONG[assignment]
+    gid, code = wrong_answer(assignment)
     make_submission(submitted / "wrong" / assignment, assignment, "reference", overrides={gid: code})
     make_submission(submitted / "untouched" / assignment, assignment, "release")
     return submitted

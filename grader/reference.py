@@ -11,6 +11,7 @@ defined objects::
 
 from __future__ import annotations
 
+import ast
 import threading
 import types
 from typing import Any
@@ -54,3 +55,23 @@ def load_reference(assignment: str, name: str) -> Any:
                          and not k.startswith("_"))
         raise UnknownName(f"{assignment} defines no {name!r}; its answer cells define: "
                        f"{', '.join(defined) or 'nothing'}") from None
+
+
+def reference_source(assignment: str, name: str) -> str:
+    """The answer cell (source) that defines ``name`` in the assignment's source notebooks.
+
+    The grader sends it to a worker grading an exercise that ``uses`` ``name``, so
+    that the student's function under test calls the reference version."""
+    found = None
+    for src in source_notebooks(assignment):
+        for code in src.solutions.values():
+            tree = parse_cell(code)
+            if tree is None:
+                continue
+            for node in tree.body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+                    found = code  # later definitions win, as when the notebook runs
+    if found is None:
+        raise KeyError(f"{assignment}: no answer cell defines {name!r} (named in an exercise's uses=); "
+                       "fix the name in the spec")
+    return found

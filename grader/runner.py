@@ -10,7 +10,11 @@ For a submitted notebook the grader
    and the student's answer cells once, then each exercise's cases in turn;
 4. reads back plain data only, and compares it here with the reference.
 
-The grader watches the worker's progress and times each exercise on its own.
+The grader watches the worker's progress and times each exercise on its own,
+with the exercise's own limit when its spec sets one (``Exercise.timeout``,
+which may be larger than the default; the submission's total budget grows to
+fit).  An exercise that needs more memory than the default
+(``Exercise.memory_mb``) runs in a worker of its own with that limit.
 An exercise that runs past its time limit is stopped and scored ``timeout``,
 and the remaining exercises continue in a fresh worker.  An exercise during
 which the worker dies (``os._exit``, a segfault, memory) is graded once more in
@@ -34,13 +38,17 @@ from pathlib import Path
 from . import wire
 from .confine import UidLease, memory_enforcer
 from .errors import BadArgument, UserError
-from .evaluate import check_case, check_rules, reference_outputs
+from .evaluate import case_context, check_case, check_rules, reference_outputs, score
 from .sandbox import Limits, Sandbox, keep_output_tail, worker_argv
 from .spec import Case, CheckResult, Exercise, ExerciseResult
 
 # A case that raised one of these hit a sandbox limit rather than a bug.
 LIMIT_ERRORS = ("raised MemoryError", "raised BlockingIOError")
 POLL_S = 0.02
+# Seconds added to the sum of the exercises' time limits when that sum, not the
+# default budget, decides how long a submission may take (starting workers,
+# running the answer cells).
+BUDGET_SLACK_S = 60.0
 
 
 @dataclass
@@ -65,6 +73,7 @@ class Task:
     ex: Exercise
     cases: list[Case]
     wall_s: float
+    uses_code: dict[str, str] = field(default_factory=dict)  # reference cells of ex.uses
 
 
 @dataclass
@@ -107,25 +116,43 @@ def _progress(jobdir: Path) -> str:
         return ""
 
 
+def write_job(jobdir: Path, tasks: list[Task], setup: list[str], cells: dict[str, str], device: str,
+              gpu_memory_fraction: float | None = None) -> None:
+    """The worker's instructions (``job.json``, ``uses.json``) and every case's inputs."""
+    job = {"setup": setup, "cells": list(cells.values()),
+           "cell_names": ["setup cell"] * len(setup) + [f"answer cell {g}" for g in cells],
+           "exercises": []}
+    if gpu_memory_fraction:
+        job["gpu_memory_fraction"] = gpu_memory_fraction
+    uses: dict[str, str] = {}
+    for t in tasks:
+        ctxs = [case_context(t.ex, i, c, device) for i, c in enumerate(t.cases)]
+        job["exercises"].append({
+            "grade_id": t.ex.grade_id, "names": list(t.ex.object_names), "several": bool(t.ex.names),
+            "driver": t.ex.driver, "n_cases": len(t.cases), "device": device if t.ex.uses_torch else "cpu",
+            "dtypes": [c.dtype for c in t.cases], "seeds": [c["seed"] for c in ctxs],
+            "uses_torch": bool(t.ex.uses_torch), "uses": list(t.ex.uses),
+            "outputs": ctxs[0]["outputs"] if ctxs else None})
+        uses.update(t.uses_code)
+    (jobdir / "job.json").write_text(json.dumps(job))
+    if uses:
+        (jobdir / "uses.json").write_text(json.dumps(uses))
+    for k, t in enumerate(tasks):
+        for i, case in enumerate(t.cases):
+            wire.write(jobdir / f"case_{k}_{i}.npz", case.inputs)
+
+
 def run_worker(ctx: GradingContext, tasks: list[Task], setup: list[str], cells: dict[str, str],
-               device: str) -> WorkerRun:
-    """Run ``cells`` (grade_id -> source) once, then every task, in one sandboxed worker."""
+               device: str, limits: Limits | None = None) -> WorkerRun:
+    """Run ``cells`` (grade_id -> source) once, then every task, in one sandboxed worker
+    (with ``limits``, by default the context's)."""
     jobdir = ctx.new_jobdir("w")
     try:
-        job = {"setup": setup, "cells": list(cells.values()),
-               "cell_names": ["setup cell"] * len(setup) + [f"answer cell {g}" for g in cells],
-               "exercises": [{"grade_id": t.ex.grade_id, "name": t.ex.name, "driver": t.ex.driver,
-                              "n_cases": len(t.cases), "device": device if t.ex.uses_torch else "cpu",
-                              "dtypes": [c.dtype for c in t.cases]} for t in tasks]}
-        if device.startswith("cuda") and ctx.gpu_share < 1:
-            job["gpu_memory_fraction"] = ctx.gpu_share
-        (jobdir / "job.json").write_text(json.dumps(job))
-        for k, t in enumerate(tasks):
-            for i, case in enumerate(t.cases):
-                wire.write(jobdir / f"case_{k}_{i}.npz", case.inputs)
+        write_job(jobdir, tasks, setup, cells, device,
+                  ctx.gpu_share if device.startswith("cuda") and ctx.gpu_share < 1 else None)
         for p in jobdir.iterdir():
             os.chmod(p, 0o644)
-        limits = ctx.limits
+        limits = limits or ctx.limits
         gpu = device.startswith("cuda") and any(t.ex.uses_torch for t in tasks)
         lease = UidLease() if ctx.sandbox.gives_uids else None
         memory = None if ctx.sandbox.limits_memory else memory_enforcer().start(limits.memory_mb)
@@ -265,9 +292,37 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
+def task_limits(base: Limits, tasks: list[Task]) -> Limits:
+    """The limits of a worker running ``tasks``: the defaults, with the memory of
+    an exercise that asks for more, and CPU time for the longest time limit."""
+    mem = max([base.memory_mb] + [t.ex.memory_mb or 0 for t in tasks])
+    cpu = max([base.cpu_s] + [t.wall_s for t in tasks])
+    if mem == base.memory_mb and cpu == base.cpu_s:
+        return base
+    return Limits(**{**base.__dict__, "memory_mb": int(mem), "cpu_s": float(cpu)})
+
+
 def _run_all(ctx: GradingContext, tasks: list[Task], setup: list[str], answers: dict[str, str],
              deadline: float) -> tuple[dict[str, TaskRun], list[str], list[str]]:
-    """Run tasks in as few workers as possible; returns per-grade_id runs, skipped cells, cell errors."""
+    """Run tasks in as few workers as possible: the exercises within the default
+    memory limit share workers, each one that needs more gets a worker of its own.
+    Returns per-grade_id runs, skipped cells, cell errors."""
+    shared = [t for t in tasks if (t.ex.memory_mb or 0) <= ctx.limits.memory_mb]
+    groups = ([shared] if shared else []) + [[t] for t in tasks if t not in shared]
+    runs: dict[str, TaskRun] = {}
+    excluded: list[str] = []
+    cell_errors: list[str] = []
+    for group in groups:
+        r, ex, ce = _run_group(ctx, group, setup, answers, deadline, task_limits(ctx.limits, group))
+        runs.update(r)
+        excluded += [e for e in ex if e not in excluded]
+        cell_errors = cell_errors or ce
+    return runs, excluded, cell_errors
+
+
+def _run_group(ctx: GradingContext, tasks: list[Task], setup: list[str], answers: dict[str, str],
+               deadline: float, limits: Limits) -> tuple[dict[str, TaskRun], list[str], list[str]]:
+    """Run tasks in as few workers as possible, all with ``limits``."""
     runs: dict[str, TaskRun] = {}
     cells = dict(answers)
     excluded: list[str] = []
@@ -277,7 +332,7 @@ def _run_all(ctx: GradingContext, tasks: list[Task], setup: list[str], answers: 
         left = deadline - time.monotonic()
         for t in pending:
             t.wall_s = min(t.wall_s, max(1.0, left))
-        run = run_worker(ctx, pending, setup, cells, ctx.device)
+        run = run_worker(ctx, pending, setup, cells, ctx.device, limits)
         cell_errors = cell_errors or run.cell_errors
         if run.startup_failure:
             for t in pending:
@@ -301,7 +356,7 @@ def _run_all(ctx: GradingContext, tasks: list[Task], setup: list[str], answers: 
             elif r.state == "killed" and len(pending) > 1:
                 # Died during this exercise, but in a shared worker something an
                 # earlier exercise started could be to blame: grade it alone.
-                alone = run_worker(ctx, [t], setup, cells, ctx.device)
+                alone = run_worker(ctx, [t], setup, cells, ctx.device, limits)
                 runs[t.ex.grade_id] = alone.tasks[0]
             else:
                 runs[t.ex.grade_id] = r
@@ -311,28 +366,44 @@ def _run_all(ctx: GradingContext, tasks: list[Task], setup: list[str], answers: 
     return runs, excluded, cell_errors
 
 
+def exercise_wall_s(ex: Exercise, limits: Limits) -> float:
+    """An exercise's time limit: its own (larger or smaller than the default) or the default."""
+    return float(ex.timeout) if ex.timeout else limits.wall_s
+
+
 def grade_exercises(ctx: GradingContext, assignment: str, exercises: list[tuple[Exercise, float]],
                     setup: list[str], answers: dict[str, str], *,
                     budget_s: float | None = None) -> dict[str, ExerciseResult]:
-    """Score the test cells of one notebook: ``exercises`` lists (spec, points)."""
-    deadline = time.monotonic() + (budget_s or ctx.limits.submission_wall_s)
+    """Score the test cells of one notebook: ``exercises`` lists (spec, points).
+
+    The notebook may take ``budget_s`` (by default the submission budget), or,
+    when its exercises' time limits add up to more, their sum plus a margin."""
+    from .reference import reference_source
+
+    start = time.monotonic()
     tasks, expected, rules = [], {}, {}
     for ex, _ in exercises:
         cases, exp = reference_outputs(assignment, ex, ctx.device)
-        tasks.append(Task(ex, cases, min(ctx.limits.wall_s, ex.timeout or ctx.limits.wall_s)))
+        uses_code = {u: reference_source(assignment, u) for u in ex.uses}
+        tasks.append(Task(ex, cases, exercise_wall_s(ex, ctx.limits), uses_code))
         expected[ex.grade_id] = exp
         rules[ex.grade_id] = check_rules(ex, list(answers.values()))
+    needed = sum(t.wall_s for t in tasks) + BUDGET_SLACK_S
+    deadline = start + max(budget_s or ctx.limits.submission_wall_s, needed)
     runs, excluded, cell_errors = _run_all(ctx, tasks, setup, answers, deadline)
     results = {}
     for (ex, points), task in zip(exercises, tasks):
         run = runs[ex.grade_id]
+        limits = task_limits(ctx.limits, [task])
         checks: list[CheckResult] = list(rules[ex.grade_id])
         for i, (case, exp) in enumerate(zip(task.cases, expected[ex.grade_id])):
             got = run.outputs[i] if i < len(run.outputs) else None
             if got is None:
-                checks.append(CheckResult(f"case {i + 1}", False, run.message or "no result"))
+                got = {"ok": False, "error": run.message or "no result"}
+                checks += [CheckResult(c.name, False, c.message.removeprefix("raised "), c.part)
+                           for c in check_case(ex, i, case, got, exp, ctx.device)]
             else:
-                checks.append(check_case(ex, i, case, got, exp, ctx.device))
+                checks += check_case(ex, i, case, got, exp, ctx.device)
         passed = all(c.passed for c in checks)
         limit_hit = next((c for c in checks if not c.passed and c.message.startswith(LIMIT_ERRORS)), None)
         message = run.message
@@ -343,7 +414,7 @@ def grade_exercises(ctx: GradingContext, assignment: str, exercises: list[tuple[
         elif limit_hit is not None:
             status = "killed"
             message = ("stopped by a resource limit: " + limit_hit.message.removeprefix("raised ")
-                       + f" (limits: {ctx.limits.memory_mb} MB of memory, {ctx.limits.nproc} processes)")
+                       + f" (limits: {limits.memory_mb} MB of memory, {limits.nproc} processes)")
         elif passed:
             status = "passed"
         elif any(not c.passed and c.message.startswith("raised") for c in checks):
@@ -357,8 +428,10 @@ def grade_exercises(ctx: GradingContext, assignment: str, exercises: list[tuple[
             message = (message + "; " if message else "") + "your answer cells raised: " + cell_errors[0]
         if status == "passed":
             message = ""
-        results[ex.grade_id] = ExerciseResult(ex.grade_id, status, float(points) if status == "passed" else 0.0,
-                                              float(points), checks, message)
+        earned, parts = score(ex, checks, points)
+        if status != "passed" and not ex.parts:
+            earned = 0.0
+        results[ex.grade_id] = ExerciseResult(ex.grade_id, status, earned, float(points), checks, message, parts)
     return results
 
 

@@ -154,7 +154,8 @@ class Bubblewrap(Sandbox):
     installation and site-packages read-only, the job folder read-write at
     ``/job`` and an empty ``/tmp``.  The course repository, including
     ``solutions/`` and the grader's output folder, is not mounted; the
-    ``grader`` package is visible only as the three modules the worker needs.
+    ``grader`` package is visible only as the modules the worker needs (the
+    worker, the wire format and the drivers package).
     """
 
     name = "bwrap"
@@ -319,7 +320,8 @@ def worker_argv(sandbox: Sandbox, jobdir: Path) -> list[str]:
 def package_files() -> list[Path]:
     """Files of this repository that the worker may see (read-only)."""
     here = Path(__file__).resolve().parent
-    files = [here / "__init__.py", here / "worker.py", here / "wire.py", here / "drivers.py",
+    files = [here / "__init__.py", here / "worker.py", here / "wire.py",
+             here / "drivers",  # the whole package: one module per topic (never the specs)
              here.parent / "course_utils"]
     return files
 

@@ -76,6 +76,8 @@ def check_notebook(path: Path, sandbox: str = "auto", limits: Limits | None = No
         out(f"  {'exercise':<{width}}  {'status':<8} points")
         for c in nb["cells"]:
             out(f"  {c['grade_id']:<{width}}  {c['status']:<8} {c['score']:g}/{c['max_score']:g}")
+            if c.get("parts"):
+                out("      parts: " + ", ".join(f"{p} {v['score']:g}/{v['max_score']:g}" for p, v in c["parts"].items()))
             failed = [k for k in c["checks"] if not k["passed"]]
             for k in failed[:3]:
                 out(f"      - {k['name']}: {k['message']}")

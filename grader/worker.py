@@ -2,8 +2,13 @@
 
 Invoked by the grader as ``python -I -m grader.worker JOBDIR`` inside the
 sandbox.  ``JOBDIR/job.json`` says which cells to run and, for each exercise,
-which function and driver to call; ``JOBDIR/case_<k>_<i>.npz`` hold the inputs
-of case i of exercise k.  For every case the worker writes
+which functions (or classes) and driver to call, and the seed of every case;
+``JOBDIR/case_<k>_<i>.npz`` hold the inputs of case i of exercise k.
+``JOBDIR/uses.json``, when present, holds the reference answer cells of the
+earlier functions some exercises call (``Exercise.uses``): the worker compiles
+them and deletes the file before any student cell runs, and while such an
+exercise is graded those names in the student's namespace are the reference
+versions (then the student's own again).  For every case the worker writes
 ``JOBDIR/out_<k>_<i>.npz``: ``{"ok": True, "value": ...}`` or ``{"ok": False,
 "error": "..."}``, and ``JOBDIR/progress`` always says what it is running.  It never sees expected values, and nothing it writes
 is trusted beyond "these are the numbers the student's code produced".
@@ -92,13 +97,24 @@ def _error_text(exc: BaseException, limit: int = 2000) -> str:
     return msg[:limit]
 
 
+def _compile_uses(job_path: Path) -> dict[str, object]:
+    """Compile the reference cells of ``uses.json`` and delete the file."""
+    path = job_path / "uses.json"
+    if not path.exists():
+        return {}
+    cells = json.loads(path.read_text())
+    path.unlink()
+    return {name: compile(_transform(src), f"<reference {name}>", "exec") for name, src in cells.items()}
+
+
 def main(jobdir: str) -> int:
     job_path = Path(jobdir)
     job = json.loads((job_path / "job.json").read_text())
-    # Import the wire format before student code runs, so later tampering with
-    # sys.modules cannot swap it for something else at import time.
+    # Import the wire format and the drivers before student code runs, so later
+    # tampering with sys.modules cannot swap them for something else at import time.
     from grader import drivers, wire
 
+    uses_code = _compile_uses(job_path)
     if job.get("gpu_memory_fraction"):
         # Workers share the GPU: each may allocate only its part of the memory.
         import torch
@@ -118,7 +134,11 @@ def main(jobdir: str) -> int:
     ns["get_ipython"] = lambda: shell
     cell_errors = []
     names = job.get("cell_names") or []
+    setup_ns: dict = {}
+    n_setup = len(job["setup"])
     for i, src in enumerate(job["setup"] + job["cells"]):
+        if i == n_setup:
+            setup_ns = dict(ns)  # what the reference cells of `uses` run on: the setup cells' imports
         label = names[i] if i < len(names) else f"cell {i}"
         say(f"cell {i}")
         try:
@@ -126,20 +146,40 @@ def main(jobdir: str) -> int:
             exec(code, ns)
         except BaseException as exc:  # SystemExit from quit() included
             cell_errors.append(_error_text(exc))
+    if not setup_ns:
+        setup_ns = dict(ns)
     (job_path / "cells.json").write_text(json.dumps({"errors": cell_errors[:20]}))
 
+    missing = object()
     for k, ex in enumerate(job["exercises"]):
         say(f"exercise {k}")
-        name = ex["name"]
+        names_k = ex["names"]
+        saved = {}
+        try:
+            if ex.get("uses"):
+                ref_ns = dict(setup_ns)
+                for u in ex["uses"]:
+                    exec(uses_code[u], ref_ns)
+                saved = {u: ns.get(u, missing) for u in ex["uses"]}
+                ns.update({u: ref_ns[u] for u in ex["uses"]})
+            setup_error = None
+        except BaseException as exc:
+            setup_error = _error_text(exc)
         for i in range(ex["n_cases"]):
             out_file = job_path / f"out_{k}_{i}.npz"
-            ctx = {"device": ex["device"], "dtype": ex["dtypes"][i]}
+            ctx = {"device": ex["device"], "dtype": ex["dtypes"][i], "seed": ex["seeds"][i],
+                   "uses_torch": ex["uses_torch"], "outputs": ex.get("outputs"),
+                   "uses": {u: ns[u] for u in ex.get("uses", []) if u in ns}}
             try:
-                if name not in ns:
-                    raise NameError(f"`{name}` is not defined: run the cell that defines it "
+                if setup_error:
+                    raise RuntimeError(f"the grader could not set up the reference helpers: {setup_error}")
+                absent = [n for n in names_k if n not in ns]
+                if absent:
+                    raise NameError(f"`{absent[0]}` is not defined: run the cell that defines it "
                                     "and keep its name as given")
+                obj = ns[names_k[0]] if not ex["several"] else drivers.Objects({n: ns[n] for n in names_k})
                 inputs = wire.read(job_path / f"case_{k}_{i}.npz")
-                value = drivers.run(ex["driver"], ns[name], inputs, ctx)
+                value = drivers.run(ex["driver"], obj, inputs, ctx)
                 try:
                     wire.write(out_file, {"ok": True, "value": value})
                 except wire.WireError as exc:
@@ -147,6 +187,11 @@ def main(jobdir: str) -> int:
                                           "error": f"returned a value the grader cannot read: {exc}"})
             except BaseException as exc:
                 wire.write(out_file, {"ok": False, "error": _error_text(exc)})
+        for u, v in saved.items():  # the student's own versions again, for the next exercises
+            if v is missing:
+                ns.pop(u, None)
+            else:
+                ns[u] = v
     say("finished")
     sys.stdout.flush()
     sys.stderr.flush()

@@ -80,18 +80,21 @@ def exercise_texts(aid: str) -> dict[str, ExerciseText]:
         for gid, ex in specs.items():
             if gid not in tests:
                 continue
-            answer = next(((i, node) for i, c in enumerate(cells)
-                           if c.cell_type == "code" and nbgrader_meta(c).get("solution")
-                           and (node := _defines(c.source, ex.name)) is not None), None)
-            assert answer is not None, f"{aid}/{path.name}: no answer cell defines {ex.name}"
-            i, node = answer
-            above = []
-            for c in reversed(cells[:i]):
-                if c.cell_type != "markdown":
-                    break
-                above.insert(0, c.source)
-            out[gid] = ExerciseText(docstring=ast.get_docstring(node) or "",
-                                    markdown="\n\n".join(above),
+            docstrings, markdown = [], []
+            for name in _object_names(ex):  # an exercise may grade several names (forward, backward)
+                answer = next(((i, node) for i, c in enumerate(cells)
+                               if c.cell_type == "code" and nbgrader_meta(c).get("solution")
+                               and (node := _defines(c.source, name)) is not None), None)
+                assert answer is not None, f"{aid}/{path.name}: no answer cell defines {name}"
+                i, node = answer
+                above = []
+                for c in reversed(cells[:i]):
+                    if c.cell_type != "markdown":
+                        break
+                    above.insert(0, c.source)
+                docstrings.append(ast.get_docstring(node) or "")
+                markdown.extend(above)
+            out[gid] = ExerciseText(docstring="\n\n".join(docstrings), markdown="\n\n".join(markdown),
                                     visible=tests[gid].source.split(HIDDEN_MARK)[0])
     return out
 
@@ -285,20 +288,29 @@ def requirements(ex) -> list[Requirement]:
     return reqs
 
 
+def _object_names(ex) -> tuple[str, ...]:
+    """The names an exercise grades: ``names=`` (several) or ``name=``."""
+    return tuple(getattr(ex, "object_names", None) or (ex.name,))
+
+
 def findings(ex, text: ExerciseText) -> list[str]:
-    """What is missing, one line per requirement, naming the exercise."""
-    found = visible_rules(text.visible, ex.name)
+    """What is missing, one line per requirement, naming the exercise. A rule of an
+    exercise with several names covers each of them, so each must be checked visibly."""
+    names = _object_names(ex)
+    label = " / ".join(names)
+    found_per_name = {name: visible_rules(text.visible, name) for name in names}
     out = []
     for req in requirements(ex):
         if not req.stated(text.statement):
-            out.append(f"{ex.grade_id}: '{req.describe}' is not stated in the docstring of {ex.name} "
+            out.append(f"{ex.grade_id}: '{req.describe}' is not stated in the docstring of {label} "
                        "nor in the markdown just above its answer cell")
         params = inspect.signature(req.checked).parameters
-        ok = req.checked(found, text.visible) if "visible" in params else req.checked(found)
-        if not ok:
-            out.append(f"{ex.grade_id}: '{req.describe}' is not checked by the visible part of "
-                       f"{ex.grade_id} (call check_no_loops / check_at_most_loops / check_not_using / "
-                       f"check_rule on {ex.name} before {HIDDEN_MARK!r})")
+        for name, found in found_per_name.items():
+            ok = req.checked(found, text.visible) if "visible" in params else req.checked(found)
+            if not ok:
+                out.append(f"{ex.grade_id}: '{req.describe}' is not checked by the visible part of "
+                           f"{ex.grade_id} (call check_no_loops / check_at_most_loops / check_not_using / "
+                           f"check_rule on {name} before {HIDDEN_MARK!r})")
     return out
 
 

@@ -6,10 +6,10 @@ reflected ones (``2 * v``, ``1 - v``, ``2 / v``), relu at exactly 0 (gradient 0)
 unused leaf (gradient 0), one leaf used many times, and a chain 150 nodes deep.  The
 driver compares every node's ``data`` and every leaf's ``grad``.
 
-Each layer has a forward exercise (``layer_forward``: the output only) and a backward
-exercise (``layer_backward``: the forward and the backward run one after the other in
-the same process, so the cache never leaves it; output and every gradient are compared).
-Shapes include N=1, higher-dimensional inputs for the affine layer (N, d_1, ..., d_k),
+Each layer is one exercise with two names, ``(forward, backward)``, graded by the
+generic ``forward_backward`` driver (forward then backward in the same process, so the
+cache never leaves it) in two parts: forward-only cases (part ``forward``) and cases with
+an upstream gradient (part ``backward``).  Shapes include N=1, higher-dimensional inputs for the affine layer (N, d_1, ..., d_k),
 exact zeros for relu (gradient 0 at 0, as the notebook states) and inputs of +-1000 for
 the sigmoid.  The losses get large scores (stability), equal scores, and integer scores
 where SVM margins are exactly 0 (the notebook's ``> 0`` convention).
@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from course_utils.expressions import random_expression
-from grader.spec import Case, Exercise, Forbid, NoLoops
+from grader.spec import Case, Exercise, Forbid, NoLoops, Tol
 
 ASSIGNMENT = "03_backprop"
 
@@ -86,15 +86,13 @@ AFFINE_SHAPES = [
 ]
 
 
-def _affine_forward_cases(rng: np.random.Generator) -> list[Case]:
-    return [Case(_affine_inputs(rng, shape, M, scale), label=label) for shape, M, scale, label in AFFINE_SHAPES]
-
-
-def _affine_backward_cases(rng: np.random.Generator) -> list[Case]:
+def _affine_cases(rng: np.random.Generator) -> list[Case]:
     cases = []
     for shape, M, scale, label in AFFINE_SHAPES:
-        cases.append(Case({"forward": "affine_forward", "args": _affine_inputs(rng, shape, M, scale),
-                           "dout": rng.normal(size=(shape[0], M)), "grads": ["dx", "dw", "db"]}, label=label))
+        args = _affine_inputs(rng, shape, M, scale)
+        cases.append(Case({"forward": args}, label=f"forward: {label}", part="forward"))
+        cases.append(Case({"forward": args, "dout": rng.normal(size=(shape[0], M))},
+                          label=f"backward: {label}", part="backward"))
     return cases
 
 
@@ -112,14 +110,12 @@ def _elementwise_inputs(rng: np.random.Generator) -> list[tuple[np.ndarray, str]
     ]
 
 
-def _forward_cases(rng: np.random.Generator) -> list[Case]:
-    return [Case({"x": x}, label=label) for x, label in _elementwise_inputs(rng)]
-
-
-def _backward_cases(forward: str):
-    def cases(rng: np.random.Generator) -> list[Case]:
-        return [Case({"forward": forward, "args": {"x": x}, "dout": rng.normal(size=x.shape), "grads": ["dx"]},
-                     label=label) for x, label in _elementwise_inputs(rng)]
+def _elementwise_cases(rng: np.random.Generator) -> list[Case]:
+    cases = []
+    for x, label in _elementwise_inputs(rng):
+        cases.append(Case({"forward": {"x": x}}, label=f"forward: {label}", part="forward"))
+        cases.append(Case({"forward": {"x": x}, "dout": rng.normal(size=x.shape)}, label=f"backward: {label}",
+                          part="backward"))
     return cases
 
 
@@ -204,45 +200,54 @@ def _two_layer_cases(rng: np.random.Generator) -> list[Case]:
     ]
 
 
+LAYER_OUTPUTS = {"out": Tol(part="forward"), "dx": Tol(part="backward")}
+
 EXERCISES = [
     Exercise(grade_id="test_value", name="Value", cases=_value_cases, driver="value_expression",
-             rtol=1e-7, atol=1e-9, rules=(NO_TORCH,),
+             outputs={"data": Tol(rtol=1e-7, atol=1e-9), "leaf_grads": Tol(rtol=1e-7, atol=1e-9)}, rules=(NO_TORCH,),
              hint="each op's _backward adds (local gradient) * out.grad with +=; backward() sets the output's "
                   "grad to 1.0 and calls _backward in reverse topological order; relu's gradient at 0 is 0; "
                   "__rsub__, __rmul__, __rtruediv__ handle 1 - v, 2 * v, 2 / v"),
-    Exercise(grade_id="test_affine_forward", name="affine_forward", cases=_affine_forward_cases,
-             driver="layer_forward", rules=(NoLoops(), NO_TORCH),
-             hint="out = x.reshape(N, -1) @ w + b"),
-    Exercise(grade_id="test_affine_backward", name="affine_backward", cases=_affine_backward_cases,
-             driver="layer_backward", rules=(NoLoops(), NO_TORCH),
-             hint="dx = (dout @ w.T).reshape(x.shape), dw = x.reshape(N, -1).T @ dout, db = dout.sum(axis=0)"),
-    Exercise(grade_id="test_relu_forward", name="relu_forward", cases=_forward_cases, driver="layer_forward",
-             rules=(NoLoops(), NO_TORCH), hint="out = np.maximum(0, x), cache = x"),
-    Exercise(grade_id="test_relu_backward", name="relu_backward", cases=_backward_cases("relu_forward"),
-             driver="layer_backward", rules=(NoLoops(), NO_TORCH),
-             hint="dx = dout * (x > 0): the gradient is 0 where x <= 0, also at exactly 0"),
-    Exercise(grade_id="test_sigmoid_forward", name="sigmoid_forward", cases=_forward_cases,
-             driver="layer_forward", rules=(NoLoops(), NO_TORCH),
-             hint="out = 1 / (1 + exp(-x)); for large |x| use z = exp(-|x|): 1/(1+z) for x >= 0, z/(1+z) otherwise"),
-    Exercise(grade_id="test_sigmoid_backward", name="sigmoid_backward", cases=_backward_cases("sigmoid_forward"),
-             driver="layer_backward", rules=(NoLoops(), NO_TORCH),
-             hint="cache the forward output; dx = dout * out * (1 - out)"),
-    Exercise(grade_id="test_softmax_loss", name="softmax_loss", cases=_loss_cases, driver="loss_and_gradient",
+    Exercise(grade_id="test_affine", names=("affine_forward", "affine_backward"), cases=_affine_cases,
+             driver="forward_backward",
+             outputs={**LAYER_OUTPUTS, "dw": Tol(part="backward"), "db": Tol(part="backward")},
+             parts={"forward": 1, "backward": 2}, rules=(NoLoops(), NO_TORCH),
+             hint="out = x.reshape(N, -1) @ w + b; dx = (dout @ w.T).reshape(x.shape), "
+                  "dw = x.reshape(N, -1).T @ dout, db = dout.sum(axis=0)"),
+    Exercise(grade_id="test_relu", names=("relu_forward", "relu_backward"), cases=_elementwise_cases,
+             driver="forward_backward", outputs=LAYER_OUTPUTS, parts={"forward": 1, "backward": 1},
+             rules=(NoLoops(), NO_TORCH),
+             hint="out = np.maximum(0, x) with cache = x; dx = dout * (x > 0): 0 where x <= 0, also at exactly 0"),
+    Exercise(grade_id="test_sigmoid", names=("sigmoid_forward", "sigmoid_backward"), cases=_elementwise_cases,
+             driver="forward_backward", outputs=LAYER_OUTPUTS, parts={"forward": 1, "backward": 1},
+             rules=(NoLoops(), NO_TORCH),
+             hint="out = 1 / (1 + exp(-x)), stable with z = exp(-|x|): 1/(1+z) for x >= 0, z/(1+z) otherwise; "
+                  "cache out; dx = dout * out * (1 - out)"),
+    Exercise(grade_id="test_softmax_loss", name="softmax_loss", cases=_loss_cases, outputs=("loss", "dx"),
              rules=(NoLoops(), NO_TORCH),
              hint="subtract each row's max; loss = -mean of the correct classes' log-probabilities; "
                   "dx = (probabilities - one_hot(y)) / N"),
-    Exercise(grade_id="test_svm_loss", name="svm_loss", cases=_loss_cases, driver="loss_and_gradient",
+    Exercise(grade_id="test_svm_loss", name="svm_loss", cases=_loss_cases, outputs=("loss", "dx"),
              rules=(NoLoops(), NO_TORCH),
              hint="margins = max(0, x - x[rows, y][:, None] + 1) with the correct classes zeroed; loss = sum / N; "
                   "dx = +1 where a margin is > 0 (not at exactly 0), minus their count at the correct class, / N"),
     Exercise(grade_id="test_numerical_gradient", name="numerical_gradient", cases=_numerical_gradient_cases,
-             driver="numerical_gradient_of", rtol=1e-6, atol=1e-8, rules=(NO_TORCH_NO_COURSE,),
+             driver="numerical_gradient_of",
+             outputs={"grad": Tol(rtol=1e-6, atol=1e-8), "x_restored": Tol(exact=True)},
+             rules=(NO_TORCH_NO_COURSE,),
              hint="centred differences (f(x + h) - f(x - h)) / (2h) with the given h; save each entry and "
                   "write it back exactly"),
-    Exercise(grade_id="test_rel_error", name="rel_error", cases=_rel_error_cases, driver="call",
+    Exercise(grade_id="test_rel_error", name="rel_error", cases=_rel_error_cases,
              rules=(NoLoops(), NO_TORCH_NO_COURSE),
              hint="float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b)))); accept numbers too"),
     Exercise(grade_id="test_two_layer_net", name="TwoLayerNet", cases=_two_layer_cases, driver="two_layer_net",
+             outputs=("init", "scores", "loss", "grads"),
              hint="W1, b1, W2, b2 in this order from rng.standard_normal; affine - relu - affine - softmax "
                   "with your layers; loss adds 0.5 * reg * (sum(W1**2) + sum(W2**2)), grads add reg * W"),
 ]
+
+#: A wrong answer for an exercise no other one calls (the two-layer network uses softmax_loss).
+WRONG_ANSWERS = {
+    "svm_loss": "def svm_loss(x, y):\n"
+                "    return 0.0, np.zeros_like(x)\n",
+}

@@ -21,7 +21,9 @@ version, one for the one-loop version), the same count the visible self-checks m
 ``predict_labels`` is checked on integer-valued distances where ties are common:
 the notebook fixes the rule (equal distances: smaller training index first; tied
 votes: smallest label).  ``knn_cross_validate`` folds the data in order with
-``np.array_split``, so its results are deterministic.
+``np.array_split``, so its results are deterministic; it is graded with the
+reference ``compute_distances_no_loops`` and ``predict_labels`` in place of the
+student's (``uses``), so a mistake in those costs only their own exercises.
 """
 
 from __future__ import annotations
@@ -217,8 +219,18 @@ EXERCISES = [
         name="knn_cross_validate",
         cases=_cv_cases,
         rules=(NO_LIBRARIES,),
+        # Graded with the reference distance and vote, so that a mistake in those
+        # is charged once, in their own exercises (the notebook says so).
+        uses=("compute_distances_no_loops", "predict_labels"),
         hint="folds = np.array_split(X, num_folds) (and y), in order, no shuffling; for fold f train on "
         "np.concatenate of the other folds, call compute_distances_no_loops once, then "
         "predict_labels for each k; store float(np.mean(y_pred == y_fold)) in results[k]",
     ),
 ]
+
+
+# A deliberately wrong answer (tests and benchmarks submit it): no other exercise calls it.
+WRONG_ANSWERS = {
+    "compute_distances_two_loops": "def compute_distances_two_loops(X_train, X_test):\n"
+                                   "    return np.zeros((len(X_test), len(X_train)))\n",
+}

@@ -181,3 +181,9 @@ EXERCISES = [
              hint="inside `with torch.no_grad():`, for each p with a .grad: p -= lr * p.grad (in place), "
                   "then p.grad = None (or p.grad.zero_()); skip tensors whose .grad is None; return None"),
 ]
+
+
+# A deliberately wrong answer (tests and benchmarks submit it): no other exercise calls it.
+WRONG_ANSWERS = {
+    "one_hot": "def one_hot(labels, num_classes):\n    return np.zeros((len(labels), num_classes))\n",
+}
