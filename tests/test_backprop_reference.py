@@ -255,3 +255,22 @@ def test_plot_computational_graph_labels_every_edge():
                                    [("in:x", "mul", 3, -2), ("mul", "in:f", -6, 1)], title="f = -2x")
     texts = {t.get_text() for t in fig.axes[0].texts}
     assert {"x", "*", "f", "3", "-2", "-6", "1"} <= texts
+
+
+@pytest.mark.slow
+def test_a_wrong_backward_pass_costs_its_part_only(tmp_path, sandbox):
+    """affine_forward right and affine_backward wrong: the affine exercise keeps its forward
+    point, and TwoLayerNet (graded with the reference layers) keeps all of its points."""
+    import csv
+
+    from grader.autograde import autograde
+    from grader.fixtures import make_submission
+
+    wrong = ("def affine_backward(dout, cache):\n    x, w, b = cache\n"
+             "    return np.zeros_like(x), np.zeros_like(w), np.zeros_like(b)\n")
+    make_submission(tmp_path / "subs" / "s" / AID, AID, "reference", overrides={"affine_backward": wrong})
+    autograde(tmp_path / "subs", tmp_path / "out", workers=1, sandbox=sandbox)
+    with open(tmp_path / "out" / "grades_detailed.csv") as f:
+        rows = {r["grade_id"]: r for r in csv.DictReader(f) if r["kind"] == "auto"}
+    assert (float(rows["test_affine"]["score"]), float(rows["test_affine"]["max_score"])) == (1.0, 3.0)
+    assert all(r["score"] == r["max_score"] for gid, r in rows.items() if gid != "test_affine"), rows

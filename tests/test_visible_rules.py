@@ -398,3 +398,21 @@ def test_stated_thresholds_are_checked_when_the_spec_lists_them():
     assert findings(ex, good) == []
     problems = findings(ex, ExerciseText("No Python loops.", "", "check_no_loops('d', d)\n"))
     assert len(problems) == 2 and all("runs in under 2 seconds on 5000 points" in p for p in problems)
+
+
+@dataclass(frozen=True)
+class _FakePair:
+    grade_id: str
+    object_names: tuple
+    rules: tuple
+    name: str = ""
+
+
+def test_an_exercise_with_several_names_checks_each_of_them():
+    ex = _FakePair("test_affine", ("affine_forward", "affine_backward"), (NoLoops(),))
+    statement = "Rules: no Python loops."
+    both = ExerciseText(statement, "", "check_no_loops('f', affine_forward)\ncheck_no_loops('b', affine_backward)\n")
+    assert findings(ex, both) == []
+    one = ExerciseText(statement, "", "check_no_loops('f', affine_forward)\n")
+    problems = findings(ex, one)
+    assert len(problems) == 1 and "check_rule on affine_backward" in problems[0]

@@ -16,7 +16,9 @@ where SVM margins are exactly 0 (the notebook's ``> 0`` convention).
 ``numerical_gradient`` is driven with functions built in the driver; the check includes
 that ``x`` is restored exactly and that the given ``h`` is used.  ``TwoLayerNet`` is
 constructed with ``rng=np.random.default_rng(seed)``: the initial parameters follow the
-order the notebook states; loss and gradients are also compared with given parameters.
+order the notebook states; loss and gradients are also compared with given parameters.  It is
+graded with the reference layers and softmax loss in place of the student's (``uses``), so a
+mistake in a layer costs its own exercise only.
 
 Rules (stated in each docstring and checked by the visible self-checks): no Python loops
 in the vectorised functions, no torch in any numpy exercise, and no course_utils in the
@@ -242,6 +244,7 @@ EXERCISES = [
              hint="float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b)))); accept numbers too"),
     Exercise(grade_id="test_two_layer_net", name="TwoLayerNet", cases=_two_layer_cases, driver="two_layer_net",
              outputs=("init", "scores", "loss", "grads"),
+             uses=("affine_forward", "affine_backward", "relu_forward", "relu_backward", "softmax_loss"),
              hint="W1, b1, W2, b2 in this order from rng.standard_normal; affine - relu - affine - softmax "
                   "with your layers; loss adds 0.5 * reg * (sum(W1**2) + sum(W2**2)), grads add reg * W"),
 ]
