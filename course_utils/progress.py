@@ -22,6 +22,7 @@ import html
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -38,11 +39,15 @@ __all__ = [
     "check_my_work",
     "check_report",
     "course_index",
+    "default_sandbox",
     "find_notebook",
+    "on_colab",
+    "save_colab_notebook",
 ]
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 ANSWER_PLACEHOLDER = "YOUR ANSWER HERE"
+COLAB_LINK_ID = "open-in-colab"  # the release's "Open in Colab" cell (grader/colab.py), not the notebook's text
 _STUB = re.compile(r"^[ \t]*raise[ \t]+NotImplementedError\b", re.MULTILINE)
 _ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(.*)$")
 
@@ -162,7 +167,8 @@ def assignment_info(nb: dict, aid: str = "") -> AssignmentInfo:
     """Title, learning goals and estimated time of a notebook (parsed JSON)."""
     meta = nb.get("metadata", {}).get("course", {})
     meta = meta if isinstance(meta, dict) else {}
-    first = next((_source(c) for c in nb.get("cells", []) if c.get("cell_type") == "markdown"), "")
+    first = next((_source(c) for c in nb.get("cells", []) if c.get("cell_type") == "markdown"
+                  and c.get("id") != COLAB_LINK_ID), "")
     heading = next((ln.lstrip("#").strip() for ln in first.splitlines() if ln.startswith("#")), "")
     title = str(meta.get("title") or heading or aid)
     goals = meta.get("goals")
@@ -429,6 +435,7 @@ class CheckReport:
         self.seconds = seconds
         self.saved = saved
         self.unsaved = list(unsaved or [])
+        self.note = ""  # how it was graded, when not in the grader's sandbox
         self.rows: list[CheckRow] = []
         for nb in self.data.get("notebooks", []):
             if nb.get("problem"):
@@ -481,6 +488,8 @@ class CheckReport:
 
     def _repr_html_(self) -> str:
         parts = [f"<p><b>Check of {html.escape(self._header())}</b></p>"]
+        if self.note:
+            parts.append(f"<p><small>{html.escape(self.note)}</small></p>")
         if self.unsaved:
             parts.append(f'<p style="color: {_WAIT};">⚠ The saved notebook differs from the code you last ran '
                          f"for {', '.join(f'<code>{html.escape(n)}</code>' for n in self.unsaved)}: save "
@@ -514,7 +523,7 @@ class CheckReport:
         return "".join(parts)
 
     def __repr__(self) -> str:
-        lines = [f"Check of {self._header()}"]
+        lines = [f"Check of {self._header()}"] + ([f"({self.note})"] if self.note else [])
         if self.unsaved:
             lines.append(f"! the saved notebook differs from what you last ran for {', '.join(self.unsaved)}: "
                          "save (Ctrl+S) and check again")
@@ -567,30 +576,90 @@ def check_report(path: str | Path, sandbox: str | None = None, timeout: float = 
     return CheckReport(path, data, seconds=seconds, saved=saved)
 
 
+def on_colab() -> bool:
+    """Whether this kernel runs on Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def default_sandbox() -> tuple[str | None, str]:
+    """(sandbox for ``grader check``, a note for the student) when the student chose none.
+
+    Where bubblewrap is installed the grader's own sandbox (``None``: the grader's default,
+    or ``COURSE_SANDBOX``); where it is not (Google Colab, macOS, Windows) there is no sandbox
+    to grade in, so the notebook is graded without one, and the note says so."""
+    if shutil.which("bwrap") or os.environ.get("COURSE_SANDBOX"):
+        return None, ""
+    where = ("Google Colab" if on_colab() else
+             {"darwin": "macOS", "win32": "Windows"}.get(sys.platform, "this machine"))
+    return "none", (f"graded without a sandbox: {where} has no bubblewrap. That is safe for your own "
+                    "code; your instructor's autograder runs the same tests in its sandbox")
+
+
+def save_colab_notebook(nb: dict, fallback: Path | None = None) -> Path:
+    """Write ``nb`` (the notebook as Colab shows it, parsed JSON) where the course's copy of it
+    is, so that the grader reads what the student sees; returns that path.
+
+    The place is the one the release wrote in ``metadata.course.colab.path`` (relative to the
+    course), else ``fallback``."""
+    where = nb.get("metadata", {}).get("course", {}).get("colab", {})
+    rel = where.get("path") if isinstance(where, dict) else None
+    dest = PACKAGE_ROOT / rel if rel else fallback
+    if dest is None:
+        raise FileNotFoundError("cannot tell which assignment this notebook is; open it from the course's "
+                                "\"Open in Colab\" link and run its first cell")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return dest
+
+
+def _colab_notebook() -> Path:
+    """Colab keeps the notebook in the browser and on Drive, not on the runtime's disk: fetch it."""
+    from google.colab import _message
+
+    reply = _message.blocking_request("get_ipynb", request="", timeout_sec=120)
+    if not isinstance(reply, dict) or "ipynb" not in reply:
+        raise FileNotFoundError("Colab did not hand over the notebook; try again, or download it "
+                                "(File > Download > .ipynb) and submit it")
+    try:
+        here = find_notebook()
+    except FileNotFoundError:
+        here = None
+    return save_colab_notebook(reply["ipynb"], here)
+
+
 def check_my_work(notebook: str | Path | None = None, sandbox: str | None = None,
                   device: str | None = None) -> None:
     """Grade this notebook, as saved on disk, like the instructor's autograder, and show a table.
 
-    Save first (Ctrl+S, or ⌘S on a Mac): the check reads the file, not this kernel.
+    Save first (Ctrl+S, or ⌘S on a Mac): the check reads the file, not this kernel. On Google
+    Colab it grades the notebook as Colab shows it (there is no file to save).
     ``notebook``: the file to check (default: the notebook this kernel runs).
-    ``sandbox``: passed to ``python -m grader check --sandbox`` ("none" grades without isolation,
-    for your own code on a machine without bubblewrap).
+    ``sandbox``: passed to ``python -m grader check --sandbox`` (default: the grader's sandbox,
+    bubblewrap, where it is installed; where it is not, as on Colab, macOS and Windows,
+    "none", which grades your own notebook without isolation and says so).
     ``device``: where torch exercises run, "auto" (default: the GPU when there is one), "cpu"
     or "cuda".
     """
+    colab = notebook is None and on_colab()
     try:
-        path = find_notebook(notebook)
+        path = _colab_notebook() if colab else find_notebook(notebook)
     except FileNotFoundError as exc:
         _show(CheckReport(Path(str(notebook or "?")), error=str(exc)))
         return
+    note = ""
+    if sandbox is None:
+        sandbox, note = default_sandbox()
     saved = path.stat().st_mtime
-    unsaved = unsaved_answers(path)
+    unsaved = [] if colab else unsaved_answers(path)
     when = _dt.datetime.fromtimestamp(saved).strftime("%H:%M:%S")
-    note = (f"Checking {path.name} as saved at {when} ({_ago(saved)}); save with Ctrl+S first if you "
-            "changed it. Grading every exercise with the hidden tests takes 10 to 60 seconds...")
-    handle = _show_progress(note)
+    what = (f"Checking {path.name} as Colab shows it now" if colab else
+            f"Checking {path.name} as saved at {when} ({_ago(saved)}); save with Ctrl+S first if you "
+            "changed it")
+    handle = _show_progress(f"{what}. Grading every exercise with the hidden tests takes 10 to 60 seconds"
+                            + (f" ({note})" if note else "") + "...")
     report = check_report(path, sandbox=sandbox, device=device)
     report.unsaved = unsaved
+    report.note = note
     if handle is not None:
         handle.update(report)
     else:

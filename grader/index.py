@@ -15,6 +15,7 @@ import nbformat
 
 from course_utils.progress import assignment_info
 
+from . import colab
 from .paths import assignments, release_dir, solutions_dir
 
 INDEX_NAME = "index.ipynb"
@@ -89,7 +90,10 @@ def build_index() -> str:
     ]
     for cell, cid in zip(cells, ("intro", "progress", "footer"), strict=True):
         cell["id"] = cid
-    nb.cells = cells
+    first, where = colab.cells(f"notebooks/{INDEX_NAME}")
+    nb.cells = first + cells
+    if where:
+        nb.metadata["course"]["colab"] = where
     return nbformat.writes(nb) + "\n"
 
 

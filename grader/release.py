@@ -4,7 +4,9 @@ The student release is made by nbgrader's own ``generate_assignment`` (solutions
 replaced by stubs, hidden tests removed, outputs cleared, cells locked and
 check-summed) in a throw-away course directory, then written out in a
 canonical form so that regenerating an unchanged source changes nothing.
-``--check`` writes nothing and lists the files that differ.  The landing page
+``--check`` writes nothing and lists the files that differ.  When the repository's public URL
+is configured, every notebook starts with an "Open in Colab" link and a setup cell
+(:mod:`grader.colab`).  The landing page
 ``notebooks/index.ipynb`` is generated too (:func:`release_index`, see :mod:`grader.index`).
 """
 
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 
+from . import colab
 from .errors import UserError
 from .paths import assignments, ensure_scripts_on_path, release_dir, solutions_dir
 
@@ -61,6 +64,11 @@ def _canonical_notebook(path: Path, aid: str) -> str:
             cell.execution_count = None
     course = dict(nb.metadata.get("course", {}))  # title, goals, minutes from the source stay
     course.update(assignment=aid, generated=GENERATED_NOTE.format(aid=aid, name=path.name))
+    # "Open in Colab" and the setup cell, when the repository's public URL is configured
+    first, where = colab.cells(f"notebooks/{aid}/{path.name}")
+    nb.cells = first + nb.cells
+    if where:
+        course["colab"] = where
     nb.metadata["course"] = course
     return nbformat.writes(nb) + "\n"
 

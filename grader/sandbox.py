@@ -265,8 +265,8 @@ class Container(Sandbox):
             raise SandboxUnavailable(f"{engine} is not installed; use --sandbox bwrap")
         if not self.image:
             raise SandboxUnavailable(
-                f"set COURSE_GRADER_IMAGE to an image with this course installed "
-                f"(pip install . in a python:3.11 image) to grade with {engine}")
+                f"set COURSE_GRADER_IMAGE to an image with this course installed (the repository's "
+                f"Dockerfile: docker build -t course-grader .) to grade with {engine}")
         probe = subprocess.run([self.exe, "info"], capture_output=True, text=True)
         if probe.returncode != 0:
             raise SandboxUnavailable(f"{engine} cannot reach its engine: {probe.stderr.strip()[:300]}")
