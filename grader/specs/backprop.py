@@ -9,8 +9,8 @@ driver compares every node's ``data`` and every leaf's ``grad``.
 Each layer is one exercise with two names, ``(forward, backward)``, graded by the
 generic ``forward_backward`` driver (forward then backward in the same process, so the
 cache never leaves it) in two parts: forward-only cases (part ``forward``) and cases with
-an upstream gradient (part ``backward``).  Shapes include N=1, higher-dimensional inputs for the affine layer (N, d_1, ..., d_k),
-exact zeros for relu (gradient 0 at 0, as the notebook states) and inputs of +-1000 for
+an upstream gradient (part ``backward``).  Shapes include N=1, higher-dimensional inputs
+for the affine layer (N, d_1, ..., d_k), exact zeros for relu (gradient 0 at 0, as the notebook states) and inputs of +-1000 for
 the sigmoid.  The losses get large scores (stability), equal scores, and integer scores
 where SVM margins are exactly 0 (the notebook's ``> 0`` convention).
 ``numerical_gradient`` is driven with functions built in the driver; the check includes
