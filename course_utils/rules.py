@@ -138,7 +138,19 @@ def _free_names(node: ast.AST) -> set[str]:
 
     def visit(n: ast.AST, bound: frozenset) -> None:
         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            bound = bound | _bound_in(n)
+            # defaults, decorators and annotations are evaluated where the function is defined
+            a = n.args
+            outer = [*a.defaults, *(d for d in a.kw_defaults if d is not None)]
+            outer += [p.annotation for p in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg)
+                      if p is not None and p.annotation is not None]
+            if not isinstance(n, ast.Lambda):
+                outer += [*n.decorator_list, *([n.returns] if n.returns else [])]
+            for sub in outer:
+                visit(sub, bound)
+            inner = bound | _bound_in(n)
+            for sub in [n.body] if isinstance(n, ast.Lambda) else n.body:
+                visit(sub, inner)
+            return
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in bound:
             found.add(n.id)
         for child in ast.iter_child_nodes(n):

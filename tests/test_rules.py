@@ -48,6 +48,9 @@ def test_local_variables_are_not_the_notebooks_globals():
     assert "comprehension" in NoLoops().check(index, "g")
     assert "comprehension" in NoLoops().check(index, "h")
     assert Forbid(("torch",)).check(index, "k") is None
+    # a default value is evaluated outside the function: `helper=out` reads the global
+    hidden = SourceIndex(notebook + ["def m(w, helper=out):\n    return helper\n"])
+    assert "comprehension" in NoLoops().check(hidden, "m")
 
 
 def test_missing_definition_is_reported():
