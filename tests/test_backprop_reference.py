@@ -181,7 +181,7 @@ def test_rel_error_agrees_with_the_course_checker():
 def test_two_layer_net_reaches_the_stated_accuracy_on_digits():
     """The notebook's training run (same split, initialisation and schedule): at least 95%."""
     from course_utils.data import load_digits, train_val_test_split
-    from course_utils.training import accuracy, train_classifier
+    from course_utils.sgd import accuracy, train_classifier
 
     X, y = load_digits()
     X_train, y_train, X_val, y_val, X_test, y_test = train_val_test_split(
@@ -231,7 +231,7 @@ def test_random_expressions_are_valid_and_reproducible():
 
 
 def test_train_classifier_lowers_the_loss_and_records_every_epoch():
-    from course_utils.training import accuracy, train_classifier
+    from course_utils.sgd import accuracy, train_classifier
 
     rng = np.random.default_rng(9)
     X = rng.normal(size=(120, 2))

@@ -1,4 +1,4 @@
-"""Training a numpy model with minibatch stochastic gradient descent.
+"""Training a numpy model with plain minibatch stochastic gradient descent, in a few lines.
 
 A model has a dict ``params`` of float64 arrays and a method ``loss(X, y=None)``: without
 ``y`` it returns the class scores, shape (N, C); with ``y`` it returns ``(loss, grads)``,
