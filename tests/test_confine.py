@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -122,25 +121,22 @@ def test_filling_12_gib_costs_only_that_exercise(graded, student):
     assert "memory" in text.lower(), text
 
 
-def _take_leases(n: int, queue) -> None:
-    leases = [confine.UidLease() for _ in range(n)]
-    queue.put([lease.uid for lease in leases])
-    queue.get()  # hold them until the test has seen both lists
-    for lease in leases:
-        lease.release()
+_HOLDER = ("import json, sys\nfrom grader import confine\n"
+           "leases = [confine.UidLease() for _ in range(200)]\n"
+           "print(json.dumps([lease.uid for lease in leases]), flush=True)\n"
+           "sys.stdin.readline()  # hold them until the test has seen both lists\n"
+           "for lease in leases:\n    lease.release()\n")
 
 
 def test_no_two_live_workers_share_a_uid():
-    ctx = multiprocessing.get_context("spawn")
-    out, hold = ctx.Queue(), ctx.Queue()
-    procs = [ctx.Process(target=_take_leases, args=(200, out)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    a, b = out.get(timeout=120), out.get(timeout=120)
-    for _ in procs:
-        hold.put(None)
-    for p in procs:
-        p.join(timeout=60)
+    """Two grading processes (two instructors, or autograde beside check) hand out uids at once."""
+    procs = [subprocess.Popen([sys.executable, "-c", _HOLDER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, cwd=ROOT) for _ in range(2)]
+    try:
+        a, b = (json.loads(p.stdout.readline()) for p in procs)
+    finally:
+        for p in procs:
+            p.communicate("\n", timeout=60)
     assert len(set(a)) == len(a) == 200 and len(set(b)) == 200
     assert not set(a) & set(b)
     assert all(confine.UID_FIRST <= u < confine.UID_FIRST + confine.UID_COUNT for u in a + b)

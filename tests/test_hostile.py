@@ -254,7 +254,8 @@ def test_attack_costs_exactly_the_attacked_exercise(hostile, student, status):
 def test_leftover_processes_are_gone(hostile):
     assert _status(hostile, "leftovers") == "passed"
     assert not _pgrep("sleep 4242") and not _pgrep("sleep 4243")
-    assert not _pgrep("grader.worker")
+    # Workers of this interpreter only: another checkout's grader may be running on the machine.
+    assert not [p for p in _pgrep("grader.worker") if sys.executable in p]
 
 
 def test_no_network(hostile):

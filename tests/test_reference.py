@@ -21,6 +21,9 @@ def test_graded_names_come_from_the_specs():
     assert GRADED["01_knn"] == ["compute_distances_two_loops", "compute_distances_one_loop",
                                 "compute_distances_no_loops", "compute_distances_l1", "predict_labels",
                                 "knn_cross_validate"]
+    assert GRADED["02_linear_classifiers"] == ["svm_loss_naive", "svm_loss_vectorized", "softmax_loss_naive",
+                                               "softmax_loss_vectorized", "train_linear_classifier",
+                                               "predict_linear_classifier"]
 
 # Graded names that the course's own tools also define, as an independent implementation the
 # self-checks compare with (the exercise forbids calling it): module -> names.
