@@ -56,17 +56,36 @@ _ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(.*)$")
 # Reading notebooks (plain JSON: no dependency beyond the standard library)
 # ----------------------------------------------------------------------------
 
+MAX_NOTEBOOK_BYTES = 50 * 2**20  # the grader's limit too
+
+
 def _read(path: Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A notebook's JSON; ``ValueError`` for anything that is not a readable notebook
+    (too big, not UTF-8, invalid or absurdly nested JSON, not an object)."""
+    path = Path(path)
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        raise ValueError(f"{path.name} is over {MAX_NOTEBOOK_BYTES // 2**20} MiB")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError(f"{path.name} is nested too deeply to be a notebook") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} is not a notebook")
+    cells = data.get("cells")
+    data["cells"] = [c for c in cells if isinstance(c, dict)] if isinstance(cells, list) else []
+    if not isinstance(data.get("metadata"), dict):
+        data["metadata"] = {}
+    return data
 
 
 def _source(cell: dict) -> str:
     s = cell.get("source", "")
-    return "".join(s) if isinstance(s, list) else str(s)
+    return "".join(x for x in s if isinstance(x, str)) if isinstance(s, list) else str(s)
 
 
 def _nbgrader(cell: dict) -> dict:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
+    meta = cell.get("metadata", {})
+    meta = meta.get("nbgrader", {}) if isinstance(meta, dict) else {}
     return meta if isinstance(meta, dict) else {}
 
 
@@ -84,7 +103,9 @@ def answer_status(nb: dict) -> tuple[int, int]:
     runs ``raise NotImplementedError()`` (a commented-out line does not count), a written
     answer once it no longer reads "YOUR ANSWER HERE".
     """
-    answers = [c for c in nb.get("cells", []) if _nbgrader(c).get("solution")]
+    cells = nb.get("cells", [])
+    answers = [c for c in (cells if isinstance(cells, list) else []) if isinstance(c, dict)
+               and _nbgrader(c).get("solution")]
     return sum(_answer_filled(c) for c in answers), len(answers)
 
 
@@ -174,7 +195,10 @@ def assignment_info(nb: dict, aid: str = "") -> AssignmentInfo:
     goals = meta.get("goals")
     goals = [str(g) for g in goals] if isinstance(goals, list) else _parse_goals(first)
     minutes = meta.get("minutes")
-    spent = _format_minutes(minutes) if isinstance(minutes, (int, float, list, tuple)) else _parse_time(first)
+    try:
+        spent = _format_minutes(minutes) if isinstance(minutes, (int, float, list, tuple)) else _parse_time(first)
+    except (TypeError, ValueError, OverflowError):  # "minutes": ["a", "b"] and the like
+        spent = _parse_time(first)
     return AssignmentInfo(aid=aid, title=title, goals=goals, time=spent)
 
 
@@ -420,6 +444,17 @@ class CheckRow:
     hint: str = ""
 
 
+def _status_ok(status: str) -> bool:
+    """Whether a status from ``grader check`` needs nothing from the student (passed, or
+    waiting for the instructor); the statuses are :class:`grader.results.Status`."""
+    from grader.results import Status  # only reports of ``grader check`` get here
+
+    try:
+        return Status(status).ok
+    except ValueError:  # "not answered", or a status this copy does not know
+        return False
+
+
 _MARKS = {"passed": ("✓", _OK), "pending": ("✎", "inherit")}
 NOT_ANSWERED = "not answered yet: replace `raise NotImplementedError()` with your code"
 
@@ -443,7 +478,7 @@ class CheckReport:
             for c in nb.get("cells", []):
                 failed = [k for k in c.get("checks", []) if not k.get("passed")]
                 status, problem, more = c.get("status", "error"), "", max(0, len(failed) - 1)
-                if status not in ("passed", "pending"):
+                if not _status_ok(status):
                     first = failed[0] if failed else None
                     if any("NotImplementedError" in k.get("message", "") for k in failed):
                         status, problem, more = "not answered", NOT_ANSWERED, 0
@@ -457,7 +492,7 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        return not self.error and bool(self.rows) and all(r.status in ("passed", "pending") for r in self.rows)
+        return not self.error and bool(self.rows) and all(_status_ok(r.status) for r in self.rows)
 
     @property
     def score(self) -> tuple[float, float]:
@@ -505,7 +540,7 @@ class CheckReport:
             detail = _inline_markdown(r.problem)
             if r.more:
                 detail += f" <small>(and {r.more} more failed check{'s' if r.more > 1 else ''})</small>"
-            if r.hint and r.status not in ("passed", "pending"):
+            if r.hint and not _status_ok(r.status):
                 detail += f"<br><i>hint:</i> {_inline_markdown(r.hint)}"
             rows.append("<tr>" + _td(f'<span style="color: {colour}; font-weight: bold;">{mark}</span> '
                                      f"{html.escape(status)}")
@@ -535,7 +570,7 @@ class CheckReport:
             lines.append(f"{mark} {self._exercise_name(r):<{width}}  {r.score:g}/{r.max_score:g}  {r.status}")
             if r.problem:
                 lines.append(f"    {r.problem}" + (f" (and {r.more} more)" if r.more else ""))
-            if r.hint and r.status not in ("passed", "pending"):
+            if r.hint and not _status_ok(r.status):
                 lines.append(f"    hint: {r.hint}")
         lines.append(self._summary())
         return "\n".join(lines)

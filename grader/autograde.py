@@ -14,29 +14,40 @@ HTML feedback and the nbgrader gradebook are then written from those results.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
-import re
+import stat
 import tempfile
 import threading
 import time
+import unicodedata
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import MissingFile
-from .notebook import NotebookProblem, SourceNotebook, read_submission, source_notebooks
+from .notebook import (
+    MAX_NOTEBOOK_BYTES,
+    NotebookProblem,
+    file_kind,
+    not_a_file_reason,
+    parse_submission,
+    read_notebook_bytes,
+    read_submission,
+    source_notebooks,
+    too_big_reason,
+)
+from .paths import solutions_dir
+from .results import Status, SubmissionRecord, load_result, new_record, save_result, write_csvs
 from .runner import GradingContext, choose_device, grade_exercises
 from .sandbox import Limits, get_sandbox
 from .spec import ExerciseResult
 from .specs import exercises
 
-GRADES_HEADER = ["student_id", "assignment", "score", "max_score"]
-DETAILED_HEADER = ["student_id", "assignment", "notebook", "grade_id", "kind", "score", "max_score", "status"]
-PROBLEMS_HEADER = ["student_id", "assignment", "notebook", "status", "reason"]
-SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
+MAX_ID_CHARS = 128  # nbgrader's gradebook holds ids of up to 128 characters
+#: folders that tools leave next to submissions; never graded, never reported
+TOOL_FOLDERS = frozenset({".ipynb_checkpoints", ".git", ".hg", ".svn", "__MACOSX"})
 
 
 @dataclass
@@ -44,20 +55,151 @@ class Submission:
     student_id: str
     assignment: str
     folder: Path
+    problem: str | None = None  # why it cannot be graded at all (then it scores 0)
+    files: dict[str, bytes] | None = field(default=None, repr=False)  # notebook name -> bytes; None: not read yet
+    rejected: dict[str, str] = field(default_factory=dict)  # notebook name -> why it was not read
+
+
+# ----------------------------------------------------------------------------
+# Finding submissions: nothing is followed out of the submissions folder.
+# ----------------------------------------------------------------------------
+
+def id_text(name: str) -> str:
+    """``name`` as printable text that is safe as one path component: backslashes,
+    control characters and bytes that are not UTF-8 are written as escapes (so two
+    different names never give the same text), and an over-long name is cut and
+    ends with a digest of the whole."""
+    out = []
+    for ch in name:
+        if ch == "\\":
+            out.append("\\\\")
+        elif "\udc80" <= ch <= "\udcff":  # a byte that is not UTF-8 (os.fsdecode's surrogateescape)
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        elif not ch.isprintable() or unicodedata.category(ch) in ("Cs", "Co", "Cn"):
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    text = "".join(out)
+    if len(text) > MAX_ID_CHARS:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        text = text[: MAX_ID_CHARS - 14] + "~" + digest
+    return text
+
+
+def id_problem(kind: str, name: str) -> str | None:
+    """Why a student or assignment folder name cannot be used as an id, or None.
+
+    Ids are nbgrader ids (usernames): any printable name is graded, spaces,
+    unicode and shell characters included (it is only ever a CSV field, a
+    database value and one path component under the output folder)."""
+    if name != name.strip() or not name:
+        return f'the {kind} folder name "{id_text(name)}" starts or ends with spaces; rename the folder'
+    if id_text(name) != name:
+        return (f'the {kind} folder name "{id_text(name)}" has characters that are not printable text '
+                "(control characters, bytes that are not UTF-8, or backslashes) or is longer than "
+                f"{MAX_ID_CHARS} characters; rename the folder to the student's nbgrader id")
+    if name.startswith("."):
+        return f'the {kind} folder name "{name}" starts with ".", which hides it; rename the folder'
+    return None
+
+
+def _entries(folder: Path) -> list[os.DirEntry]:
+    with os.scandir(folder) as it:
+        return sorted(it, key=lambda e: e.name)
+
+
+def _folder_problem(kind: str, entry: os.DirEntry) -> str | None:
+    """Why the entry ``entry`` (expected: a folder) is not looked into, or None."""
+    st = entry.stat(follow_symlinks=False)
+    if stat.S_ISLNK(st.st_mode):
+        return (f'the {kind} folder "{id_text(entry.name)}" is a symbolic link; the grader does not follow '
+                "links out of the submissions folder: copy the files in instead")
+    if not stat.S_ISDIR(st.st_mode):
+        return f'the {kind} folder "{id_text(entry.name)}" is {file_kind(st.st_mode)}, not a folder'
+    return None
 
 
 def discover(root: Path, only: list[str] | None = None) -> list[Submission]:
+    """Every (student, assignment) folder under ``root``, with a problem for the
+    ones that cannot be graded (symbolic links, names that are not ids).
+
+    Symbolic links and other entries that are not folders are never followed;
+    regular files next to the student folders are ignored."""
     root = Path(root)
     if not root.is_dir():
         raise MissingFile(f"{root} is not a folder; expected SUBMISSIONS/<student_id>/<assignment_id>/*.ipynb")
     subs = []
-    for sdir in sorted(root.iterdir()):
-        if not sdir.is_dir() or sdir.name.startswith("."):
+    for sdir in _entries(root):
+        if sdir.name in TOOL_FOLDERS or (sdir.is_file(follow_symlinks=False)):
             continue
-        for adir in sorted(sdir.iterdir()):
-            if adir.is_dir() and not adir.name.startswith(".") and (not only or adir.name in only):
-                subs.append(Submission(sdir.name, adir.name, adir))
+        sid = id_text(sdir.name)
+        problem = _folder_problem("student", sdir) or id_problem("student", sdir.name)
+        if problem and not sdir.is_dir(follow_symlinks=False):
+            subs.append(Submission(sid, "", Path(sdir.path), problem))
+            continue
+        try:
+            adirs = _entries(Path(sdir.path))
+        except OSError as exc:
+            subs.append(Submission(sid, "", Path(sdir.path), f"the student folder cannot be read ({exc.strerror})"))
+            continue
+        for adir in adirs:
+            if adir.name in TOOL_FOLDERS or adir.is_file(follow_symlinks=False):
+                continue
+            if only and adir.name not in only:
+                continue
+            aproblem = problem or _folder_problem("assignment", adir) or id_problem("assignment", adir.name)
+            subs.append(Submission(sid, id_text(adir.name), Path(adir.path), aproblem))
     return subs
+
+
+_instructor_inodes: set[tuple[int, int]] | None = None
+
+
+def _instructor_files() -> set[tuple[int, int]]:
+    """(device, inode) of every source notebook, to recognise hard links to them."""
+    global _instructor_inodes
+    if _instructor_inodes is None:
+        _instructor_inodes = set()
+        for p in solutions_dir().glob("*/*.ipynb"):
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            _instructor_inodes.add((st.st_dev, st.st_ino))
+    return _instructor_inodes
+
+
+def read_files(sub: Submission) -> None:
+    """Read the submission's notebooks (``*.ipynb`` regular files at the top of
+    its folder) into ``sub.files``; every other ``*.ipynb`` entry (links, fifos,
+    devices, folders, files over the size limit) goes to ``sub.rejected``, unread."""
+    sub.files, sub.rejected = {}, {}
+    if sub.problem:
+        return
+    try:
+        entries = _entries(sub.folder)
+    except OSError as exc:
+        sub.problem = f"the folder {sub.student_id}/{sub.assignment} cannot be read ({exc.strerror})"
+        return
+    for e in entries:
+        if not e.name.endswith(".ipynb") or e.name.startswith("."):
+            continue
+        name = id_text(e.name)
+        st = e.stat(follow_symlinks=False)
+        if (st.st_dev, st.st_ino) in _instructor_files():
+            sub.rejected[name] = (f"{name} is a hard link to the instructor's source notebook, not a "
+                                  "submission; submit your own notebook")
+        elif not stat.S_ISREG(st.st_mode):
+            sub.rejected[name] = not_a_file_reason(name, st.st_mode)
+        elif st.st_size > MAX_NOTEBOOK_BYTES:
+            sub.rejected[name] = too_big_reason(name, st.st_size)
+        elif name != e.name:
+            sub.rejected[name] = f"{name!r} is not a notebook name the grader accepts; keep the original name"
+        else:
+            try:
+                sub.files[name] = read_notebook_bytes(Path(e.path))
+            except (NotebookProblem, OSError) as exc:
+                sub.rejected[name] = str(exc)
 
 
 # ----------------------------------------------------------------------------
@@ -90,13 +232,12 @@ def _grading_code_hash(assignment: str) -> str:
 
 
 def fingerprint(sub: Submission, limits: Limits, device: str) -> str:
+    """Of the grading code, limits, device and what :func:`read_files` found."""
     h = hashlib.sha256(_grading_code_hash(sub.assignment).encode())
     h.update(json.dumps(limits.__dict__, sort_keys=True).encode() + device.encode())
-    for p in sorted(sub.folder.rglob("*.ipynb")):
-        if ".ipynb_checkpoints" in p.parts:
-            continue
-        h.update(p.relative_to(sub.folder).as_posix().encode())
-        h.update(p.read_bytes())
+    h.update(json.dumps([sub.problem, sorted(sub.rejected.items())]).encode())
+    for name, data in sorted((sub.files or {}).items()):
+        h.update(hashlib.sha256(name.encode()).digest() + hashlib.sha256(data).digest())
     return h.hexdigest()
 
 
@@ -104,17 +245,15 @@ def fingerprint(sub: Submission, limits: Limits, device: str) -> str:
 # Grading one submission
 # ----------------------------------------------------------------------------
 
-def _notebook_path(folder: Path, source: SourceNotebook) -> Path:
-    return folder / f"{source.name}.ipynb"
+def grade_submission(ctx: GradingContext, sub: Submission) -> SubmissionRecord:
+    """The result record of one (student, assignment) pair.
 
-
-def grade_submission(ctx: GradingContext, sub: Submission) -> dict:
-    """The result record of one (student, assignment) pair."""
+    Notebooks are taken from ``sub.files`` (see :func:`read_files`) when it has
+    any, else read from ``sub.folder`` (never through a symbolic link)."""
     t0 = time.monotonic()
-    record = {"student_id": sub.student_id, "assignment": sub.assignment, "notebooks": [],
-              "problem": None, "score": 0.0, "max_score": 0.0}
-    if not SAFE_ID.match(sub.student_id) or not SAFE_ID.match(sub.assignment):
-        record["problem"] = "the student or assignment folder name has characters the grader does not accept"
+    record = new_record(sub.student_id, sub.assignment, sub.problem)
+    if sub.problem:
+        record["seconds"] = 0.0
         return record
     try:
         sources = source_notebooks(sub.assignment)
@@ -122,23 +261,32 @@ def grade_submission(ctx: GradingContext, sub: Submission) -> dict:
     except (FileNotFoundError, KeyError) as exc:
         record["problem"] = f"unknown assignment {sub.assignment!r}: {exc}"
         return record
-    submitted = {p.name for p in sub.folder.glob("*.ipynb")}
+    if sub.files is None:
+        read_files(sub)
+    assert sub.files is not None
+    submitted = set(sub.files) | set(sub.rejected)
     expected = {f"{s.name}.ipynb" for s in sources}
     extra = sorted(submitted - expected)
     for src in sources:
         nb = {"notebook": src.name, "problem": None, "cells": []}
         record["notebooks"].append(nb)
-        path = _notebook_path(sub.folder, src)
+        fname = f"{src.name}.ipynb"
+        problem_status = None
         try:
-            answers = read_submission(path, src)
-            problem_status = None
+            if fname in sub.rejected:
+                raise NotebookProblem(sub.rejected[fname])
+            if fname in sub.files:
+                answers = parse_submission(sub.files[fname], fname, src)
+            else:
+                answers = read_submission(sub.folder / fname, src)
         except NotebookProblem as exc:
             answers = {}
             reason = str(exc)
-            if not path.exists() and extra:
+            missing = fname not in submitted
+            if missing and extra:
                 reason += f"; found {', '.join(extra)} instead: keep the notebook's original file name"
             nb["problem"] = reason
-            problem_status = "missing" if not path.exists() else "error"
+            problem_status = Status.MISSING if missing else Status.ERROR
         graded: dict[str, ExerciseResult] = {}
         if not problem_status:
             budget = ctx.limits.submission_wall_s - (time.monotonic() - t0)
@@ -146,19 +294,19 @@ def grade_submission(ctx: GradingContext, sub: Submission) -> dict:
                 graded = grade_exercises(ctx, sub.assignment, [(specs[g], p) for g, p in src.tests.items()],
                                          src.setup, answers, budget_s=max(1.0, budget))
             except Exception as exc:  # a grader fault must not sink the batch
-                graded = {g: ExerciseResult(g, "error", 0.0, p, [],
+                graded = {g: ExerciseResult(g, Status.ERROR, 0.0, p, [],
                                             f"internal grader error: {type(exc).__name__}: {exc}")
                           for g, p in src.tests.items()}
         for gid in src.order:
             if gid in src.tests:
                 pts = src.tests[gid]
-                res = graded.get(gid) or ExerciseResult(gid, problem_status or "error", 0.0, pts, [],
+                res = graded.get(gid) or ExerciseResult(gid, problem_status or Status.ERROR, 0.0, pts, [],
                                                         nb["problem"] or "")
                 cell = res.to_json()
                 cell["kind"] = "auto"
             elif gid in src.manual:
-                cell = {"grade_id": gid, "kind": "manual", "status": "pending" if not problem_status
-                        else problem_status, "score": 0.0, "max_score": src.manual[gid],
+                cell = {"grade_id": gid, "kind": "manual", "status": problem_status or Status.PENDING,
+                        "score": 0.0, "max_score": src.manual[gid],
                         "message": "graded by the instructor", "checks": []}
             else:
                 continue
@@ -167,62 +315,6 @@ def grade_submission(ctx: GradingContext, sub: Submission) -> dict:
     record["max_score"] = sum(c["max_score"] for nb in record["notebooks"] for c in nb["cells"])
     record["seconds"] = round(time.monotonic() - t0, 3)
     return record
-
-
-# ----------------------------------------------------------------------------
-# Results on disk
-# ----------------------------------------------------------------------------
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-    with os.fdopen(fd, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def result_path(out: Path, sub: Submission) -> Path:
-    return out / "results" / sub.student_id / f"{sub.assignment}.json"
-
-
-def load_result(out: Path, sub: Submission, fp: str) -> dict | None:
-    try:
-        data = json.loads(result_path(out, sub).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("fingerprint") == fp else None
-
-
-def _fmt_score(x: float) -> str:
-    return f"{x:g}"
-
-
-def write_csvs(out: Path, records: list[dict]) -> None:
-    import io
-
-    def table(header, rows):
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(rows)
-        return buf.getvalue()
-
-    grades, detailed, problems = [], [], []
-    for r in sorted(records, key=lambda r: (r["student_id"], r["assignment"])):
-        grades.append([r["student_id"], r["assignment"], _fmt_score(r["score"]), _fmt_score(r["max_score"])])
-        if r.get("problem"):
-            detailed.append([r["student_id"], r["assignment"], "", "", "auto", "0", "0", "error"])
-            problems.append([r["student_id"], r["assignment"], "", "error", r["problem"]])
-        for nb in r["notebooks"]:
-            if nb.get("problem"):
-                status = nb["cells"][0]["status"] if nb["cells"] else "error"
-                problems.append([r["student_id"], r["assignment"], nb["notebook"], status, nb["problem"]])
-            for c in nb["cells"]:
-                detailed.append([r["student_id"], r["assignment"], nb["notebook"], c["grade_id"], c["kind"],
-                                 _fmt_score(c["score"]), _fmt_score(c["max_score"]), c["status"]])
-    _write_atomic(out / "grades.csv", table(GRADES_HEADER, grades))
-    _write_atomic(out / "grades_detailed.csv", table(DETAILED_HEADER, detailed))
-    _write_atomic(out / "problems.csv", table(PROBLEMS_HEADER, problems))
 
 
 # ----------------------------------------------------------------------------
@@ -242,9 +334,10 @@ def _needs_torch(assignment_ids) -> bool:
 def make_payload(sub: Submission, fp: str, sandbox: str, limits: Limits, device: str,
                  gpu_share: float = 1.0) -> dict:
     """Everything needed to grade one submission, as plain data: it can be sent
-    to another process or machine (Dask) that has the course installed."""
-    files = {p.name: p.read_bytes() for p in sorted(sub.folder.glob("*.ipynb"))}
-    return {"student_id": sub.student_id, "assignment": sub.assignment, "files": files,
+    to another process or machine (Dask) that has the course installed.
+    ``sub`` has been through :func:`read_files`: nothing is read again here."""
+    return {"student_id": sub.student_id, "assignment": sub.assignment, "files": dict(sub.files),
+            "rejected": dict(sub.rejected), "problem": sub.problem,
             "fingerprint": fp, "sandbox": sandbox, "limits": dict(limits.__dict__), "device": device,
             "gpu_share": gpu_share}
 
@@ -260,18 +353,24 @@ def grade_payload(payload: dict) -> dict:
     if ctx is None:
         ctx = _contexts[key] = GradingContext(get_sandbox(payload["sandbox"]), Limits(**payload["limits"]),
                                               payload["device"], gpu_share=share)
+    files = {n: d for n, d in payload["files"].items() if "/" not in n and not n.startswith(".")}
+    sub = Submission(payload["student_id"], payload["assignment"], Path("/nonexistent"), payload.get("problem"),
+                     files, dict(payload.get("rejected") or {}))
     with tempfile.TemporaryDirectory(prefix="submission-") as tmp:
         os.chmod(tmp, 0o711)
-        folder = Path(tmp) / "files"
-        folder.mkdir()
-        for name, data in payload["files"].items():
-            if "/" in name or name.startswith("."):
-                continue
-            (folder / name).write_bytes(data)
         local = GradingContext(ctx.sandbox, ctx.limits, ctx.device, Path(tmp), ctx.gpu_share)
-        rec = grade_submission(local, Submission(payload["student_id"], payload["assignment"], folder))
+        try:
+            rec = grade_submission(local, sub)
+        except Exception as exc:  # a grader fault must not sink the batch
+            rec = _failed_record(payload, exc)
     rec["fingerprint"] = payload["fingerprint"]
     return rec
+
+
+def _failed_record(payload: dict, exc: BaseException) -> SubmissionRecord:
+    return new_record(payload["student_id"], payload["assignment"],
+                      f"internal grader error while grading this submission: {type(exc).__name__}: {exc}; "
+                      "grade it again, and report it if it happens again")
 
 
 def run_local(payloads: list[dict], workers: int, on_result) -> None:
@@ -289,15 +388,19 @@ def run_local(payloads: list[dict], workers: int, on_result) -> None:
 
     with ProcessPoolExecutor(max_workers=min(workers, len(payloads)),
                              mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(grade_payload, p) for p in payloads]
+        futures = {pool.submit(grade_payload, p): p for p in payloads}
         for fut in as_completed(futures):
-            on_result(fut.result())
+            try:
+                rec = fut.result()
+            except Exception as exc:  # the grading process died (BrokenProcessPool)
+                rec = _failed_record(futures[fut], exc)
+            on_result(rec)
 
 
 def autograde(submissions: Path, out: Path, *, assignments: list[str] | None = None,
               workers: int | None = None, sandbox: str = "auto", limits: Limits | None = None,
               db_url: str | None = None, resume: bool = True, scheduler: str | None = None,
-              device: str = "auto", log=print) -> list[dict]:
+              device: str = "auto", log=print) -> list[SubmissionRecord]:
     """Grade every submission under ``submissions``; write results, CSVs, feedback, gradebook.
 
     ``scheduler`` (``tcp://host:port``) sends the work to a Dask cluster;
@@ -316,27 +419,35 @@ def autograde(submissions: Path, out: Path, *, assignments: list[str] | None = N
     subs = discover(Path(submissions), assignments)
     # Fail now, loudly and once, if the sandbox or the device cannot work here.
     probe = GradingContext(get_sandbox(sandbox), limits)
-    device = choose_device(probe, device, _needs_torch({s.assignment for s in subs}), log=log)
+    device = choose_device(probe, device, _needs_torch({s.assignment for s in subs if not s.problem}), log=log)
     gpu_share = 1.0 / workers if device.startswith("cuda") and not scheduler else 1.0
     where = f"Dask scheduler {scheduler}" if scheduler else f"{workers} workers"
     log(f"grading {len(subs)} submissions on {where} (sandbox: {sandbox}, device: {device})")
-    records: list[dict] = []
+    records: list[SubmissionRecord] = []
     todo: list[dict] = []
+    reused = 0
     for sub in subs:
+        read_files(sub)
         fp = fingerprint(sub, limits, device)
-        prev = load_result(out, sub, fp) if resume else None
+        prev = load_result(out, sub.student_id, sub.assignment, fp) if resume else None
         if prev is not None:
             records.append(prev)
+            reused += 1
+        elif sub.problem:  # nothing to grade: its record is ready
+            rec = grade_submission(probe, sub)
+            rec["fingerprint"] = fp
+            save_result(out, rec)
+            records.append(rec)
         else:
             todo.append(make_payload(sub, fp, sandbox, limits, device, gpu_share))
-    if records:
-        log(f"reusing {len(records)} results from an earlier run")
+        sub.files = None  # the payload holds them now
+    if reused:
+        log(f"reusing {reused} results from an earlier run")
     lock = threading.Lock()
     done = [0]
 
-    def on_result(rec: dict) -> None:
-        sub = Submission(rec["student_id"], rec["assignment"], Path())
-        _write_atomic(result_path(out, sub), json.dumps(rec, indent=1))
+    def on_result(rec: SubmissionRecord) -> None:
+        save_result(out, rec)
         with lock:
             records.append(rec)
             done[0] += 1
@@ -346,7 +457,7 @@ def autograde(submissions: Path, out: Path, *, assignments: list[str] | None = N
     if scheduler:
         from .distributed import run_on_dask
 
-        run_on_dask(todo, scheduler, on_result)
+        run_on_dask(todo, scheduler, on_result, grade=grade_payload)
     else:
         run_local(todo, workers, on_result)
     write_csvs(out, records)

@@ -45,9 +45,9 @@ def _cmd_autograde(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .autograde import write_csvs
-    from .exports import load_results, write_exports
+    from .exports import load_results, write_exports  # load_results: grader.results's, re-exported
     from .feedback import write_feedback
+    from .results import write_csvs
 
     out = Path(args.out)
     records = load_results(out)

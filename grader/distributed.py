@@ -40,17 +40,18 @@ def _slots(client) -> int:
 
 
 def run_on_dask(payloads: list[dict], scheduler: str, on_result: Callable[[dict], None], *,
-                retries: int = RETRIES, in_flight: int | None = None, log=print) -> None:
-    """Grade ``payloads`` on the Dask cluster at ``scheduler``, calling ``on_result``
-    here, in this thread, with each record as it arrives.
+                grade: Callable[[dict], dict], retries: int = RETRIES, in_flight: int | None = None,
+                log=print) -> None:
+    """Grade ``payloads`` on the Dask cluster at ``scheduler`` with ``grade``
+    (:func:`grader.autograde.grade_payload`), calling ``on_result`` here, in this
+    thread, with each record as it arrives.  ``grade`` is passed in, not imported,
+    so that this module does not depend on the one that uses it.
 
     Raises :class:`DistributedGradingError` at the end, naming the submissions
     that failed even after retries; every other record has been delivered by
     then, so running the same command again grades only the failed ones.
     """
     from distributed import Client, as_completed
-
-    from .autograde import grade_payload
 
     if not payloads:
         return
@@ -83,7 +84,7 @@ def run_on_dask(payloads: list[dict], scheduler: str, on_result: Callable[[dict]
             p = next(pending, None)
             if p is None:
                 return False
-            fut = client.submit(grade_payload, p, key=task_key(p), pure=False, retries=retries)
+            fut = client.submit(grade, p, key=task_key(p), pure=False, retries=retries)
             owner[fut.key] = p
             live[fut.key] = fut
             queue.add(fut)

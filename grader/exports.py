@@ -22,12 +22,14 @@ instructor gave in formgrader (written answers, overrides) into ``lms.csv``.
 from __future__ import annotations
 
 import csv
-import io
-import json
 from collections import defaultdict
 from pathlib import Path
 
 from .errors import BadArgument, MissingFile
+from .results import Status, SubmissionRecord, fmt_score, load_results, table, write_atomic
+
+__all__ = ["grades_by_exercise", "lms_table", "load_results", "pass_rates", "pass_rates_csv",
+           "pass_rates_summary", "plot_pass_rates", "read_roster", "write_exports"]
 
 LMS_FORMATS = ("canvas", "moodle")
 PASS_RATES_HEADER = ["assignment", "notebook", "grade_id", "attempts", "passed", "pass_rate",
@@ -48,40 +50,12 @@ ROSTER_ALIASES = {
 }
 
 
-def _fmt(x: float) -> str:
-    return f"{x:g}"
+_fmt = fmt_score
+_table = table
+_write = write_atomic
 
 
-def _table(header: list[str], rows: list[list]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
-
-
-def _write(path: Path, text: str) -> None:
-    from .autograde import _write_atomic
-
-    _write_atomic(path, text)
-
-
-def load_results(out: Path) -> list[dict]:
-    """Every result record under ``OUT/results/<student>/<assignment>.json``."""
-    records = []
-    for p in sorted((Path(out) / "results").glob("*/*.json")):
-        try:
-            rec = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(rec, dict) and "student_id" in rec and "assignment" in rec:
-            records.append(rec)
-    if not records:
-        raise MissingFile(f"no results in {Path(out) / 'results'}; run `python -m grader autograde` first")
-    return records
-
-
-def _assignments(records: list[dict]) -> list[str]:
+def _assignments(records: list[SubmissionRecord]) -> list[str]:
     return sorted({r["assignment"] for r in records if r.get("notebooks")})
 
 
@@ -89,7 +63,7 @@ def _assignments(records: list[dict]) -> list[str]:
 # Per exercise
 # ----------------------------------------------------------------------------
 
-def _exercise_columns(records: list[dict]) -> list[tuple[str, str, str]]:
+def _exercise_columns(records: list[SubmissionRecord]) -> list[tuple[str, str, str]]:
     """(assignment, notebook, grade_id) of every graded cell, in notebook order."""
     seen: dict[tuple[str, str, str], None] = {}
     for r in sorted(records, key=lambda r: r["assignment"]):
@@ -99,7 +73,7 @@ def _exercise_columns(records: list[dict]) -> list[tuple[str, str, str]]:
     return sorted(seen, key=lambda k: k[0])  # stable: keeps cell order within an assignment
 
 
-def grades_by_exercise(records: list[dict]) -> tuple[list[str], list[list]]:
+def grades_by_exercise(records: list[SubmissionRecord]) -> tuple[list[str], list[list]]:
     cols = _exercise_columns(records)
     scores: dict[str, dict] = defaultdict(dict)
     for r in records:
@@ -112,7 +86,7 @@ def grades_by_exercise(records: list[dict]) -> tuple[list[str], list[list]]:
     return header, rows
 
 
-def pass_rates(records: list[dict]) -> list[dict]:
+def pass_rates(records: list[SubmissionRecord]) -> list[dict]:
     """One row per autograded exercise: attempts (notebook submitted), passed, rate, mean score."""
     stats: dict[tuple[str, str, str], dict] = {}
     for r in sorted(records, key=lambda r: r["assignment"]):
@@ -122,10 +96,10 @@ def pass_rates(records: list[dict]) -> list[dict]:
                     continue
                 s = stats.setdefault((r["assignment"], nb["notebook"], c["grade_id"]),
                                      {"attempts": 0, "passed": 0, "total": 0.0, "max_score": c["max_score"]})
-                if c["status"] == "missing":
+                if c["status"] == Status.MISSING:
                     continue  # nothing was handed in for this notebook
                 s["attempts"] += 1
-                s["passed"] += c["status"] == "passed"
+                s["passed"] += c["status"] == Status.PASSED
                 s["total"] += c["score"]
     rows = []
     for (aid, nb, gid) in sorted(stats, key=lambda k: k[0]):
@@ -244,7 +218,7 @@ def instructor_scores(db_url: str) -> dict[tuple[str, str, str, str], float]:
     return scores
 
 
-def lms_totals(records: list[dict], overrides: dict | None = None) -> dict[tuple[str, str], float]:
+def lms_totals(records: list[SubmissionRecord], overrides: dict | None = None) -> dict[tuple[str, str], float]:
     """(student, assignment) -> total, with instructor scores replacing the recorded ones."""
     overrides = overrides or {}
     totals = {}
@@ -260,7 +234,7 @@ def lms_totals(records: list[dict], overrides: dict | None = None) -> dict[tuple
     return totals
 
 
-def lms_table(records: list[dict], lms: str = "canvas", people: dict[str, dict] | None = None,
+def lms_table(records: list[SubmissionRecord], lms: str = "canvas", people: dict[str, dict] | None = None,
               overrides: dict | None = None) -> tuple[list[str], list[list]]:
     if lms not in LMS_FORMATS:
         raise BadArgument(f"unknown LMS {lms!r}; choose one of {', '.join(LMS_FORMATS)}")
@@ -298,7 +272,7 @@ def lms_table(records: list[dict], lms: str = "canvas", people: dict[str, dict] 
 # Everything at once
 # ----------------------------------------------------------------------------
 
-def write_exports(out: Path, records: list[dict], *, lms: str = "canvas", roster: Path | None = None,
+def write_exports(out: Path, records: list[SubmissionRecord], *, lms: str = "canvas", roster: Path | None = None,
                   db_url: str | None = None, log=print) -> list[Path]:
     """Write the exports described in the module docstring; log the pass-rate summary.
 

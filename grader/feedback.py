@@ -11,6 +11,10 @@ from pathlib import Path
 
 from jinja2 import Environment, select_autoescape
 
+from .results import SubmissionRecord, feedback_path, write_atomic
+
+__all__ = ["feedback_path", "render", "write_feedback"]
+
 TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{{ assignment }} / {{ notebook }}: feedback for {{ student }}</title>
@@ -45,10 +49,6 @@ _env = Environment(autoescape=select_autoescape(default=True))
 _template = _env.from_string(TEMPLATE)
 
 
-def feedback_path(out: Path, student: str, assignment: str, notebook: str) -> Path:
-    return Path(out) / "feedback" / student / assignment / f"{notebook}.html"
-
-
 def render(record: dict, nb: dict) -> str:
     score = sum(c["score"] for c in nb["cells"])
     max_score = sum(c["max_score"] for c in nb["cells"])
@@ -57,13 +57,12 @@ def render(record: dict, nb: dict) -> str:
                             score=score, max_score=max_score)
 
 
-def write_feedback(out: Path, record: dict) -> list[Path]:
+def write_feedback(out: Path, record: SubmissionRecord) -> list[Path]:
     paths = []
     notebooks = record["notebooks"] or [{"notebook": "submission", "cells": [],
                                          "problem": record.get("problem")}]
     for nb in notebooks:
         path = feedback_path(out, record["student_id"], record["assignment"], nb["notebook"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(record, nb), encoding="utf-8")
+        write_atomic(path, render(record, nb))
         paths.append(path)
     return paths

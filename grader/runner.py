@@ -111,8 +111,8 @@ def _clean_env(limits: Limits) -> dict[str, str]:
 
 def _progress(jobdir: Path) -> str:
     try:
-        return (jobdir / "progress").read_text()
-    except OSError:
+        return wire.read_regular(jobdir / "progress", 4096).decode("utf-8", "replace")
+    except (OSError, wire.WireError):  # a link or fifo the worker left
         return ""
 
 
@@ -163,6 +163,9 @@ def run_worker(ctx: GradingContext, tasks: list[Task], setup: list[str], cells: 
         cpu = Limits(**{**limits.__dict__, "cpu_s": limits.cpu_s * (len(tasks) + 1)})
         log = jobdir / "log.txt"
         state, since, stopped, rc = "", time.monotonic(), None, None
+        # The worker writes its progress file, so it could keep changing it to dodge the
+        # per-state limits: the whole run also has a deadline, what honest work can take.
+        deadline = since + limits.wall_s * (len(setup) + len(cells) + 1) + sum(t.wall_s for t in tasks)
         try:
             with open(log, "wb") as logf:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
@@ -179,11 +182,10 @@ def run_worker(ctx: GradingContext, tasks: list[Task], setup: list[str], cells: 
                             break
                         if memory is not None and memory.poll(proc.pid):
                             break
-                        if state.startswith("exercise "):
-                            limit = tasks[int(state.split()[1])].wall_s
-                        else:
-                            limit = limits.wall_s  # setting up, or running the answer cells
-                        if now - since > limit:
+                        k = _state_index(state, "exercise", len(tasks))
+                        # setting up, or running the answer cells: the limit of one exercise
+                        limit = tasks[k].wall_s if k is not None else limits.wall_s
+                        if now - since > limit or now > deadline:
                             stopped = (state, limit)
                             break
                         time.sleep(POLL_S)
@@ -199,10 +201,10 @@ def run_worker(ctx: GradingContext, tasks: list[Task], setup: list[str], cells: 
         tail = keep_output_tail(log, limits.output_kb)
         cells_info = _read_json(jobdir / "cells.json")
         culprit = None
-        if cells_info is None and final.startswith("cell "):
-            culprit = int(final.split()[1]) - len(setup)
+        if cells_info is None and _state_index(final, "cell", len(setup) + len(cells)) is not None:
+            culprit = _state_index(final, "cell", len(setup) + len(cells)) - len(setup)
 
-        running = int(final.split()[1]) if final.startswith("exercise ") else None
+        running = _state_index(final, "exercise", len(tasks))
         if final == "finished":
             running = len(tasks)
         message = ""
@@ -233,7 +235,7 @@ def run_worker(ctx: GradingContext, tasks: list[Task], setup: list[str], cells: 
             for i in range(len(t.cases)):
                 f = jobdir / f"out_{k}_{i}.npz"
                 try:
-                    rec = wire.read(f, max_bytes=limits.file_mb * 2**20) if f.exists() else None
+                    rec = wire.read(f, max_bytes=limits.file_mb * 2**20) if os.path.lexists(f) else None
                     outputs.append(rec if isinstance(rec, dict) else None)
                 except Exception as exc:  # a malformed file is the student's problem, not ours
                     outputs.append({"ok": False, "error": f"returned data the grader cannot read ({exc})"})
@@ -249,7 +251,7 @@ def run_worker(ctx: GradingContext, tasks: list[Task], setup: list[str], cells: 
             else:
                 out.append(TaskRun("not_started", outputs))
         return WorkerRun(out, cells_info is not None, culprit,
-                         list((cells_info or {}).get("errors", []))[:20], message, startup)
+                         _cell_errors(cells_info), message, startup)
     finally:
         shutil.rmtree(jobdir, ignore_errors=True)
 
@@ -284,11 +286,25 @@ def _describe_exit(rc: int, limits: Limits) -> str:
     return f"the Python process exited with status {rc} before it finished"
 
 
+def _state_index(state: str, kind: str, n: int) -> int | None:
+    """``k`` of a progress line ``"<kind> <k>"`` with ``0 <= k < n``, else None (the
+    worker writes this file: anything else in it is ignored)."""
+    parts = state.split()
+    if len(parts) == 2 and parts[0] == kind and parts[1].isascii() and parts[1].isdigit() and int(parts[1]) < n:
+        return int(parts[1])
+    return None
+
+
+def _cell_errors(cells_info: dict | None) -> list[str]:
+    errors = (cells_info or {}).get("errors")
+    return [e[:2000] for e in errors if isinstance(e, str)][:20] if isinstance(errors, list) else []
+
+
 def _read_json(path: Path) -> dict | None:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(wire.read_regular(path, 4 * 2**20).decode("utf-8", "replace"))
         return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # WireError is a ValueError
         return None
 
 

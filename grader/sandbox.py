@@ -327,12 +327,12 @@ def package_files() -> list[Path]:
 
 
 def keep_output_tail(path: Path, limit_kb: int) -> str:
+    """The last ``limit_kb`` KiB of the worker's log; never through a link or a fifo the
+    worker may have put in its place."""
+    from .wire import WireError, read_regular
+
     try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - limit_kb * 1024))
-            return f.read().decode("utf-8", "replace")
-    except OSError:
+        return read_regular(path, limit_kb * 1024, tail=True).decode("utf-8", "replace")
+    except (OSError, WireError):
         return ""
 

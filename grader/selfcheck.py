@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .autograde import Submission
 from .errors import MissingFile
+from .results import Status
 from .sandbox import Limits
 
 
@@ -22,9 +23,9 @@ def assignment_of(path: Path) -> str:
     try:
         meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
         aid = meta.get("course", {}).get("assignment")
-        if aid:
-            return str(aid)
-    except (OSError, ValueError, AttributeError):
+        if isinstance(aid, str) and aid and aid == Path(aid).name and aid not in (".", ".."):
+            return aid  # a plain folder name, never a path
+    except (OSError, ValueError, AttributeError, RecursionError):
         pass
     return path.resolve().parent.name
 
@@ -58,7 +59,7 @@ def check_notebook(path: Path, sandbox: str = "auto", limits: Limits | None = No
     _add_hints(aid, nbs)
     if as_json:
         passing = not rec.get("problem") and all(
-            not nb.get("problem") and c["status"] in ("passed", "pending") for nb in nbs for c in nb["cells"])
+            not nb.get("problem") and Status(c["status"]).ok for nb in nbs for c in nb["cells"])
         out(json.dumps({"assignment": aid, "path": str(path), "problem": rec.get("problem"),
                         "notebooks": nbs}, indent=1))
         return 2 if rec.get("problem") else 0 if passing else 1
@@ -83,11 +84,11 @@ def check_notebook(path: Path, sandbox: str = "auto", limits: Limits | None = No
                 out(f"      - {k['name']}: {k['message']}")
             if len(failed) > 3:
                 out(f"      - ... and {len(failed) - 3} more failed checks")
-            if c["status"] not in ("passed", "pending") and c.get("message"):
+            if not Status(c["status"]).ok and c.get("message"):
                 out(f"      {c['message']}")
             if c.get("hint"):
                 out(f"      hint: {c['hint']}")
-            ok &= c["status"] in ("passed", "pending")
+            ok &= Status(c["status"]).ok
         auto = [c for c in nb["cells"] if c["kind"] == "auto"]
         out(f"  autograded: {sum(c['score'] for c in auto):g} of {sum(c['max_score'] for c in auto):g} points"
             f"; written answers are graded by your instructor")
@@ -107,7 +108,7 @@ def _add_hints(aid: str, nbs: list[dict]) -> None:
         for c in nb["cells"]:
             spec = specs.get(c["grade_id"])
             blank = any("NotImplementedError" in k["message"] for k in c["checks"] if not k["passed"])
-            blank = blank or c["status"] == "error" and "grading worker" in c.get("message", "")
-            if c.get("kind") == "auto" and c["status"] != "passed" and spec is not None and spec.hint \
+            blank = blank or c["status"] == Status.ERROR and "grading worker" in c.get("message", "")
+            if c.get("kind") == "auto" and c["status"] != Status.PASSED and spec is not None and spec.hint \
                     and not blank:
                 c["hint"] = spec.hint

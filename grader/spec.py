@@ -43,6 +43,8 @@ import numpy as np
 
 from course_utils.rules import Forbid, NoLoops, SourceIndex, parse_cell  # noqa: F401 (re-exported)
 
+from .results import Status
+
 
 class SpecError(ValueError):
     """A spec that cannot be graded as written; the message names the fix."""
@@ -439,12 +441,15 @@ class CheckResult:
 @dataclass
 class ExerciseResult:
     grade_id: str
-    status: str  # passed, failed, error, timeout, killed, missing
+    status: Status  # passed, failed, error, timeout, killed, missing
     score: float
     max_score: float
     checks: list[CheckResult] = field(default_factory=list)
     message: str = ""
     parts: dict[str, dict] | None = None  # part -> {"score", "max_score", "passed"}
+
+    def __post_init__(self):
+        self.status = Status(self.status)  # a status outside the enum is a grader bug: fail here
 
     def to_json(self) -> dict:
         out = {"grade_id": self.grade_id, "status": self.status, "score": self.score,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.autograde import autograde
+from grader.autograde import autograde, grade_payload
 from grader.distributed import DistributedGradingError, run_on_dask, task_key
 from grader.fixtures import make_small_class
 from grader.paths import ROOT, assignments
@@ -46,7 +46,8 @@ def test_unreachable_scheduler_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(dist, "CONNECT_TIMEOUT_S", 2)
     port = _free_port()
     with pytest.raises(ConnectionError, match="cannot reach the Dask scheduler"):
-        run_on_dask([_payload()], f"tcp://127.0.0.1:{port}", lambda rec: None, log=lambda *_: None)
+        run_on_dask([_payload()], f"tcp://127.0.0.1:{port}", lambda rec: None, grade=grade_payload,
+                    log=lambda *_: None)
 
 
 def test_failed_tasks_are_retried_then_named(tmp_path):
@@ -59,7 +60,7 @@ def test_failed_tasks_are_retried_then_named(tmp_path):
         with pytest.raises(DistributedGradingError, match="bad_student") as info:
             # "nosuch" is not a sandbox: grade_payload raises ValueError on the worker.
             run_on_dask([_payload("bad_student", sandbox="nosuch")], cluster.scheduler_address,
-                        got.append, retries=1, log=lambda *_: None)
+                        got.append, grade=grade_payload, retries=1, log=lambda *_: None)
         assert "unknown sandbox" in str(info.value)
         assert got == []
 
