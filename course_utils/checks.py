@@ -214,12 +214,28 @@ def check_true(exercise: str, condition: bool, message: str, hint: str = "") -> 
         _fail(exercise, message, hint)
 
 
+def _class_cell_source(cls: type) -> str | None:
+    """The source of the notebook cell that defines ``cls``, found through its methods: for a
+    class defined in a notebook, ``inspect.getsource`` has no module file to search."""
+    import linecache
+
+    for member in vars(cls).values():
+        code = getattr(getattr(member, "__func__", member), "__code__", None)
+        if code is not None:
+            lines = linecache.getlines(code.co_filename)
+            if lines:
+                return "".join(lines)
+    return None
+
+
 def _function_ast(func: Any) -> ast.AST:
     try:
         src = textwrap.dedent(inspect.getsource(func))
     except (OSError, TypeError):
-        raise SelfCheckError(f"cannot read the source of {getattr(func, '__name__', func)!r}; "
-                             "run the cell that defines it") from None
+        src = _class_cell_source(func) if inspect.isclass(func) else None
+        if src is None:
+            raise SelfCheckError(f"cannot read the source of {getattr(func, '__name__', func)!r}; "
+                                 "run the cell that defines it") from None
     from .rules import AST_LOCK
 
     with AST_LOCK:

@@ -96,14 +96,68 @@ class SourceIndex:
                 continue
             seen[n] = node
             cls = n.partition(".")[0] if "." in n else None
-            for sub in ast.walk(node):
-                if isinstance(sub, ast.Name) and sub.id in self.defs and sub.id != cls:
-                    todo.append(sub.id)
-                elif (cls and isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name)
-                      and sub.value.id in ("self", "cls", cls)
-                      and self._method(self.defs[cls], sub.attr) is not None):
-                    todo.append(f"{cls}.{sub.attr}")
+            todo.extend(name for name in _free_names(node) if name in self.defs and name != cls)
+            if cls:
+                for sub in ast.walk(node):
+                    if (isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name)
+                            and sub.value.id in ("self", "cls", cls)
+                            and self._method(self.defs[cls], sub.attr) is not None):
+                        todo.append(f"{cls}.{sub.attr}")
         return list(seen.values())
+
+
+def _bound_in(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> set[str]:
+    """Names local to a function: its parameters and every name it binds (assignments, loop
+    targets, imports, nested definitions), less those it declares global or nonlocal."""
+    a = fn.args
+    params = a.posonlyargs + a.args + a.kwonlyargs + [p for p in (a.vararg, a.kwarg) if p]
+    bound, declared = {p.arg for p in params}, set()
+    stack = [fn.body] if isinstance(fn, ast.Lambda) else list(fn.body)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(n.name)  # a nested scope: its own locals stay its own
+            continue
+        if isinstance(n, ast.Lambda):
+            continue
+        if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+            bound.add(n.id)
+        elif isinstance(n, (ast.Global, ast.Nonlocal)):
+            declared.update(n.names)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            bound.update((al.asname or al.name).split(".")[0] for al in n.names)
+        stack.extend(ast.iter_child_nodes(n))
+    return bound - declared
+
+
+def _free_names(node: ast.AST) -> set[str]:
+    """Names ``node`` reads that are not local variables of the function reading them: the
+    names a rule must follow to top-level definitions. A local ``out`` or ``x`` is not the
+    notebook's global of that name."""
+    found: set[str] = set()
+
+    def visit(n: ast.AST, bound: frozenset) -> None:
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            # defaults, decorators and annotations are evaluated where the function is defined
+            a = n.args
+            outer = [*a.defaults, *(d for d in a.kw_defaults if d is not None)]
+            outer += [p.annotation for p in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg)
+                      if p is not None and p.annotation is not None]
+            if not isinstance(n, ast.Lambda):
+                outer += [*n.decorator_list, *([n.returns] if n.returns else [])]
+            for sub in outer:
+                visit(sub, bound)
+            inner = bound | _bound_in(n)
+            for sub in [n.body] if isinstance(n, ast.Lambda) else n.body:
+                visit(sub, inner)
+            return
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in bound:
+            found.add(n.id)
+        for child in ast.iter_child_nodes(n):
+            visit(child, bound)
+
+    visit(node, frozenset())
+    return found
 
 
 # CPython 3.11's parser is not safe to call from several threads at once ("AST

@@ -144,3 +144,20 @@ def test_peak_memory_catches_a_large_temporary():
     with pytest.raises(SelfCheckError, match=r"^ex: broadcast allocated 3\d MB at its peak on this input; "
                                              r"the limit here is 5 MB"):
         check_peak_memory("ex", broadcast, (A, B), limit_mb=5)
+
+
+def test_rules_read_a_class_defined_in_a_notebook_cell():
+    """inspect cannot find the source of a class defined in a notebook (no module file);
+    the self-checks read it from the cell, through its methods."""
+    import linecache
+
+    from course_utils.checks import SelfCheckError, check_no_loops, check_not_using
+
+    src = "class Model:\n    def f(self):\n        return [i for i in range(3)]\n"
+    cell = "<notebook cell 12>"
+    linecache.cache[cell] = (len(src), None, src.splitlines(True), cell)
+    namespace = {"__name__": "__main__"}
+    exec(compile(src, cell, "exec"), namespace)
+    with pytest.raises(SelfCheckError, match="comprehension"):
+        check_no_loops("Model", namespace["Model"])
+    check_not_using("Model", namespace["Model"], ["torch"])  # passes: the source was found

@@ -32,6 +32,27 @@ def test_loop_hidden_in_a_helper_is_caught():
     assert msg and "`helper`" in msg
 
 
+def test_local_variables_are_not_the_notebooks_globals():
+    """A name the function binds itself (a parameter, an assignment) is not followed to a
+    notebook global of the same name; a global it reads is, also through `global`."""
+    notebook = [
+        "out = [v for v in range(3)]\nx = torch.zeros(3)\n",  # globals made in demo or test cells
+        "def f(x, w):\n    out = x @ w\n    return out\n",
+        "def g(w):\n    return out + w\n",
+        "def h(w):\n    global out\n    out = w\n    return out\n",
+        "def k(w):\n    return (lambda x: x + w)(1)\n",
+    ]
+    index = SourceIndex(notebook)
+    assert NoLoops().check(index, "f") is None
+    assert Forbid(("torch",)).check(index, "f") is None
+    assert "comprehension" in NoLoops().check(index, "g")
+    assert "comprehension" in NoLoops().check(index, "h")
+    assert Forbid(("torch",)).check(index, "k") is None
+    # a default value is evaluated outside the function: `helper=out` reads the global
+    hidden = SourceIndex(notebook + ["def m(w, helper=out):\n    return helper\n"])
+    assert "comprehension" in NoLoops().check(hidden, "m")
+
+
 def test_missing_definition_is_reported():
     assert "could not find" in NoLoops().check(SourceIndex(["x = 1"]), "f")
 

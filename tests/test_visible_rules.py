@@ -80,18 +80,21 @@ def exercise_texts(aid: str) -> dict[str, ExerciseText]:
         for gid, ex in specs.items():
             if gid not in tests:
                 continue
-            answer = next(((i, node) for i, c in enumerate(cells)
-                           if c.cell_type == "code" and nbgrader_meta(c).get("solution")
-                           and (node := _defines(c.source, ex.name)) is not None), None)
-            assert answer is not None, f"{aid}/{path.name}: no answer cell defines {ex.name}"
-            i, node = answer
-            above = []
-            for c in reversed(cells[:i]):
-                if c.cell_type != "markdown":
-                    break
-                above.insert(0, c.source)
-            out[gid] = ExerciseText(docstring=ast.get_docstring(node) or "",
-                                    markdown="\n\n".join(above),
+            docstrings, markdown = [], []
+            for name in _object_names(ex):  # an exercise may grade several names (forward, backward)
+                answer = next(((i, node) for i, c in enumerate(cells)
+                               if c.cell_type == "code" and nbgrader_meta(c).get("solution")
+                               and (node := _defines(c.source, name)) is not None), None)
+                assert answer is not None, f"{aid}/{path.name}: no answer cell defines {name}"
+                i, node = answer
+                above = []
+                for c in reversed(cells[:i]):
+                    if c.cell_type != "markdown":
+                        break
+                    above.insert(0, c.source)
+                docstrings.append(ast.get_docstring(node) or "")
+                markdown.extend(above)
+            out[gid] = ExerciseText(docstring="\n\n".join(docstrings), markdown="\n\n".join(markdown),
                                     visible=tests[gid].source.split(HIDDEN_MARK)[0])
     return out
 
@@ -285,20 +288,29 @@ def requirements(ex) -> list[Requirement]:
     return reqs
 
 
+def _object_names(ex) -> tuple[str, ...]:
+    """The names an exercise grades: ``names=`` (several) or ``name=``."""
+    return tuple(getattr(ex, "object_names", None) or (ex.name,))
+
+
 def findings(ex, text: ExerciseText) -> list[str]:
-    """What is missing, one line per requirement, naming the exercise."""
-    found = visible_rules(text.visible, ex.name)
+    """What is missing, one line per requirement, naming the exercise. A rule of an
+    exercise with several names covers each of them, so each must be checked visibly."""
+    names = _object_names(ex)
+    label = " / ".join(names)
+    found_per_name = {name: visible_rules(text.visible, name) for name in names}
     out = []
     for req in requirements(ex):
         if not req.stated(text.statement):
-            out.append(f"{ex.grade_id}: '{req.describe}' is not stated in the docstring of {ex.name} "
+            out.append(f"{ex.grade_id}: '{req.describe}' is not stated in the docstring of {label} "
                        "nor in the markdown just above its answer cell")
         params = inspect.signature(req.checked).parameters
-        ok = req.checked(found, text.visible) if "visible" in params else req.checked(found)
-        if not ok:
-            out.append(f"{ex.grade_id}: '{req.describe}' is not checked by the visible part of "
-                       f"{ex.grade_id} (call check_no_loops / check_at_most_loops / check_not_using / "
-                       f"check_rule on {ex.name} before {HIDDEN_MARK!r})")
+        for name, found in found_per_name.items():
+            ok = req.checked(found, text.visible) if "visible" in params else req.checked(found)
+            if not ok:
+                out.append(f"{ex.grade_id}: '{req.describe}' is not checked by the visible part of "
+                           f"{ex.grade_id} (call check_no_loops / check_at_most_loops / check_not_using / "
+                           f"check_rule on {name} before {HIDDEN_MARK!r})")
     return out
 
 
@@ -386,3 +398,21 @@ def test_stated_thresholds_are_checked_when_the_spec_lists_them():
     assert findings(ex, good) == []
     problems = findings(ex, ExerciseText("No Python loops.", "", "check_no_loops('d', d)\n"))
     assert len(problems) == 2 and all("runs in under 2 seconds on 5000 points" in p for p in problems)
+
+
+@dataclass(frozen=True)
+class _FakePair:
+    grade_id: str
+    object_names: tuple
+    rules: tuple
+    name: str = ""
+
+
+def test_an_exercise_with_several_names_checks_each_of_them():
+    ex = _FakePair("test_affine", ("affine_forward", "affine_backward"), (NoLoops(),))
+    statement = "Rules: no Python loops."
+    both = ExerciseText(statement, "", "check_no_loops('f', affine_forward)\ncheck_no_loops('b', affine_backward)\n")
+    assert findings(ex, both) == []
+    one = ExerciseText(statement, "", "check_no_loops('f', affine_forward)\n")
+    problems = findings(ex, one)
+    assert len(problems) == 1 and "check_rule on affine_backward" in problems[0]

@@ -16,10 +16,11 @@ evaluates, and returns numbers.
 
 One module per topic: generic drivers live here, the others in
 :mod:`grader.drivers.tensors`, :mod:`~grader.drivers.layers`,
-:mod:`~grader.drivers.training`, :mod:`~grader.drivers.modules` and
-:mod:`~grader.drivers.rl`; all are registered when this package is imported.
-This package is imported by the untrusted worker: it holds no expected values
-and imports nothing beyond numpy (torch and gymnasium lazily).
+:mod:`~grader.drivers.training`, :mod:`~grader.drivers.modules`,
+:mod:`~grader.drivers.rl` and :mod:`~grader.drivers.backprop`; all are registered when this
+package is imported.  This package is imported by the untrusted worker: it holds no expected
+values and imports nothing beyond numpy and the course's expression builder
+(``course_utils.expressions``; torch and gymnasium lazily).
 """
 
 from __future__ import annotations
@@ -174,4 +175,4 @@ def call_inplace(obj: Any, inputs: dict, ctx: dict) -> Any:
 
 
 # The topic modules register their drivers on import (they use `driver` above).
-from . import layers, linear, modules, optim, rl, tensors, training  # noqa: E402,F401
+from . import backprop, layers, linear, modules, optim, rl, tensors, training  # noqa: E402,F401
