@@ -279,6 +279,28 @@ class LabPage:
     def sliders(self):
         return self.page.locator(".jp-OutputArea-output .widget-slider")
 
+    def controls(self):
+        """The notebook's ipywidgets sliders and drop-down menus."""
+        return self.page.locator(".jp-OutputArea-output .widget-slider, .jp-OutputArea-output .widget-dropdown")
+
+    def change_first_control(self, timeout: float = 60) -> tuple[str, str]:
+        """Move the first slider (or, with none, pick the next entry of the first drop-down menu);
+        wait until its figure is redrawn. Returns the control's value before and after."""
+        if self.sliders().count():
+            return self.move_first_slider(timeout)
+        area = self.page.locator(".jp-OutputArea-output:has(.widget-dropdown)").first
+        area.scroll_into_view_if_needed()
+        select = area.locator(".widget-dropdown select").first
+        options = select.locator("option").all_inner_texts()
+        before_value = select.evaluate("e => e.options[e.selectedIndex].text")
+        after = options[(options.index(before_value) + 1) % len(options)]
+        before_src = area.locator("img").first.get_attribute("src")
+        select.select_option(label=after)
+        self.page.wait_for_function(
+            "([area, src]) => { const i = area.querySelector('img'); return i && i.getAttribute('src') !== src; }",
+            arg=[area.element_handle(), before_src], timeout=timeout * 1000)
+        return before_value, select.evaluate("e => e.options[e.selectedIndex].text")
+
     def move_first_slider(self, timeout: float = 60) -> tuple[str, str]:
         """Press an arrow key on the first slider's handle; wait until its figure is redrawn.
 

@@ -169,11 +169,11 @@ def test_plots_render_on_an_opaque_white_background(run, key):
 
 
 @pytest.mark.parametrize("key", NOTEBOOKS, ids=IDS)
-def test_slider_redraws_its_figure(run, key):
+def test_widget_control_redraws_its_figure(run, key):
     page = run(key).page
-    assert page.sliders().count() >= 1, "no ipywidgets slider rendered"
-    before, after = page.move_first_slider()
-    assert before != after, f"the slider's readout did not change ({before!r})"
+    assert page.controls().count() >= 1, "no ipywidgets slider or drop-down menu rendered"
+    before, after = page.change_first_control()
+    assert before != after, f"the control's value did not change ({before!r})"
 
 
 @pytest.mark.parametrize("key", NOTEBOOKS, ids=IDS)
