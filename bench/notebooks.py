@@ -120,6 +120,9 @@ def main(args) -> int:
                          "`python -m grader autograde` on one reference submission (every answer "
                          "filled in from the source notebook), one worker, sandboxed; the time is the "
                          f"whole command, median of {args.repeat} runs.\n\n" + report.markdown_table(report.GRADING_HEADER, grade_rows)))
+    sections.append(("The test suite",
+                     "What each assignment adds to `python3 course.py test`, and the time projected for the "
+                     "whole course, are in `docs/benchmarks_suite.md` (`python -m bench suite`)."))
     print()
     if nb_rows:
         print(report.text_table(report.NOTEBOOK_HEADER, nb_rows), "\n")

@@ -6,14 +6,15 @@ time (setup, call and teardown), or reads such a record (``--from FILE``). Then:
 
 * a test whose id names an assignment (``test_x[01_knn]``, ``test_y[01_knn/knn.ipynb]``)
   counts for that assignment;
-* the other tests of a module that grades or executes every assignment together (its source
-  calls ``assignments()``: the batch grading tests) are split evenly over the assignments;
+* the other tests of a module that grades or releases every assignment together (one that
+  declares ``SCALES_WITH_ASSIGNMENTS = True``: the batch grading tests) are split evenly over
+  the assignments;
 * everything else is the platform's fixed cost.
 
-The projection for a course of ``--assignments`` (14) assignments is the fixed cost plus that
-many times the mean cost of one assignment. Browser tests run on a sample of assignments
-(``tests/conftest.py``: ``representative``), so counting them for every assignment overstates
-the projection, on the safe side.
+The projection for a course of ``--assignments`` (14) assignments is the fixed cost, plus that
+many times the mean cost of one assignment outside the browser tests, plus the mean browser cost
+of one assignment times the size of the browser tests' sample of 14 (``tests/conftest.py``:
+``representative``).
 """
 
 from __future__ import annotations
@@ -45,17 +46,32 @@ def run_suite(timings: Path, extra: list[str]) -> tuple[int, float]:
     return proc.returncode, time.monotonic() - t0
 
 
+BROWSER = "test_browser.py"
+
+
 def _scaling_modules() -> set[str]:
     out = set()
     for p in (ROOT / "tests").glob("test_*.py"):
-        if re.search(r"\bassignments\(\)", p.read_text()):
+        if re.search(r"^SCALES_WITH_ASSIGNMENTS\s*=\s*True", p.read_text(), re.M):
             out.add(p.name)
     return out
 
 
+def _sample_size(n: int) -> int:
+    """How many of ``n`` assignments the browser tests run on (tests/conftest.py)."""
+    import sys as _sys
+
+    _sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        from conftest import representative
+    finally:
+        _sys.path.pop(0)
+    return len(representative([f"{i:02d}" for i in range(n)]))
+
+
 def attribute(timings: dict[str, float], ids: list[str]) -> dict[str, dict]:
     """{part: {"tests": n, "seconds": s}} with part an assignment id or "platform"."""
-    parts = {aid: {"tests": 0, "seconds": 0.0} for aid in ids}
+    parts = {aid: {"tests": 0, "seconds": 0.0, "browser": 0.0} for aid in ids}
     parts["platform"] = {"tests": 0, "seconds": 0.0}
     scaling = _scaling_modules()
     spread = 0.0
@@ -67,6 +83,8 @@ def attribute(timings: dict[str, float], ids: list[str]) -> dict[str, dict]:
             for aid in named:
                 parts[aid]["tests"] += 1
                 parts[aid]["seconds"] += seconds / len(named)
+                if module == BROWSER:
+                    parts[aid]["browser"] += seconds / len(named)
         elif module in scaling and ids:
             spread += seconds
             for aid in ids:
@@ -80,10 +98,15 @@ def attribute(timings: dict[str, float], ids: list[str]) -> dict[str, dict]:
     return parts
 
 
-def projection(parts: dict[str, dict], n_assignments: int) -> float:
-    per = [v["seconds"] for k, v in parts.items() if k != "platform"]
-    mean = sum(per) / len(per) if per else 0.0
-    return parts["platform"]["seconds"] + n_assignments * mean
+def projection(parts: dict[str, dict], n_assignments: int, browser_sample: int | None = None) -> float:
+    """Platform + n x (mean cost without the browser) + sample x (mean browser cost)."""
+    per = [v for k, v in parts.items() if k != "platform"]
+    if not per:
+        return parts["platform"]["seconds"]
+    browser = sum(v.get("browser", 0.0) for v in per) / len(per)
+    other = sum(v["seconds"] for v in per) / len(per) - browser
+    sample = n_assignments if browser_sample is None else browser_sample
+    return parts["platform"]["seconds"] + n_assignments * other + sample * browser
 
 
 def rows(parts: dict[str, dict]) -> list[list]:
@@ -106,13 +129,16 @@ def main(args) -> int:
         print("no test timings were recorded", file=sys.stderr)
         return 2
     parts = attribute(timings, ids)
-    proj = projection(parts, args.assignments)
+    sample = _sample_size(args.assignments)
+    proj = projection(parts, args.assignments, sample)
     table = rows(parts)
     summary = (f"The suite ran {len(timings)} tests in {wall / 60:.1f} minutes (wall clock; the tests' "
                f"own times add up to {sum(timings.values()) / 60:.1f}). With {args.assignments} "
                f"assignments it would take about **{proj / 60:.1f} minutes** (the platform's "
-               f"{parts['platform']['seconds'] / 60:.1f} minutes plus {args.assignments} times the mean "
-               f"cost of one assignment); the limit is {LIMIT_MIN:g} minutes.")
+               f"{parts['platform']['seconds'] / 60:.1f} minutes, plus {args.assignments} times the mean "
+               f"cost of one assignment outside the browser tests, plus {sample} times its browser "
+               f"tests, which run on a sample of {sample} of {args.assignments} assignments); the limit is "
+               f"{LIMIT_MIN:g} minutes.")
     print(report.text_table(HEADER, table))
     print("\n" + summary.replace("**", ""))
     if not args.no_write:

@@ -15,6 +15,9 @@ from grader.fixtures import WRONG, make_submission
 from grader.notebook import source_notebooks
 from grader.paths import assignments
 
+# python -m bench suite: this module's batch tests grow with the number of assignments.
+SCALES_WITH_ASSIGNMENTS = True
+
 pytestmark = pytest.mark.slow
 
 ASSIGNMENTS = assignments()

@@ -17,6 +17,9 @@ from grader.autograde import autograde
 from grader.fixtures import make_small_class
 from grader.paths import ROOT, assignments
 
+# python -m bench suite: this module's batch tests grow with the number of assignments.
+SCALES_WITH_ASSIGNMENTS = True
+
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.slow,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")]
