@@ -187,8 +187,13 @@ def cmd_lab(args: list[str]) -> int:
     cmd = [BIN / "jupyter", "lab", f"--notebook-dir={ROOT}"]
     if start.exists():
         cmd.append(str(start.relative_to(ROOT)))
-    run(cmd + args, cwd=ROOT)
-    return 0
+    if os.name == "posix" and os.geteuid() == 0 and "--allow-root" not in args:
+        # Containers, VMs and cloud notebooks often run everything as root, which JupyterLab
+        # refuses without this flag.
+        say("running as root: starting JupyterLab with --allow-root")
+        cmd.append("--allow-root")
+    say("$ " + " ".join(str(c) for c in cmd + args))
+    return subprocess.run([str(c) for c in cmd + args], cwd=ROOT).returncode
 
 
 def cmd_test(args: list[str]) -> int:

@@ -132,8 +132,11 @@ def main(args) -> int:
     sample = _sample_size(args.assignments)
     proj = projection(parts, args.assignments, sample)
     table = rows(parts)
-    summary = (f"The suite ran {len(timings)} tests in {wall / 60:.1f} minutes (wall clock; the tests' "
-               f"own times add up to {sum(timings.values()) / 60:.1f}). With {args.assignments} "
+    ran = (f"The suite's {len(timings)} tests took {sum(timings.values()) / 60:.1f} minutes (their own times, "
+           "recorded by a run of the suite)" if args.from_file else
+           f"The suite ran {len(timings)} tests in {wall / 60:.1f} minutes (wall clock; the tests' own times "
+           f"add up to {sum(timings.values()) / 60:.1f})")
+    summary = (f"{ran}. With {args.assignments} "
                f"assignments it would take about **{proj / 60:.1f} minutes** (the platform's "
                f"{parts['platform']['seconds'] / 60:.1f} minutes, plus {args.assignments} times the mean "
                f"cost of one assignment outside the browser tests, plus {sample} times its browser "
