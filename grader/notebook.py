@@ -12,6 +12,7 @@ import nbformat
 
 from .errors import MissingFile
 from .paths import solutions_dir
+from .wire import read_fd
 
 
 class NotebookProblem(Exception):
@@ -129,16 +130,9 @@ def read_notebook_bytes(path: Path, max_bytes: int = MAX_NOTEBOOK_BYTES) -> byte
         fst = os.fstat(fd)
         if not stat.S_ISREG(fst.st_mode) or (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
             raise NotebookProblem(f"{path.name} changed while it was being read; grade it again")
-        chunks, left = [], max_bytes + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 2**20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        raw = read_fd(fd, max_bytes + 1)
     finally:
         os.close(fd)
-    raw = b"".join(chunks)
     if len(raw) > max_bytes:
         raise NotebookProblem(too_big_reason(path.name, len(raw), max_bytes))
     return raw

@@ -165,6 +165,18 @@ def read(path: os.PathLike, max_bytes: int = 512 * 2**20) -> Any:
     return loads(read_regular(path, max_bytes), max_bytes)
 
 
+def read_fd(fd: int, limit: int) -> bytes:
+    """At most ``limit`` bytes from the open file ``fd``, in 1 MiB reads (no more is ever read)."""
+    chunks, left = [], limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 2**20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def read_regular(path: os.PathLike, max_bytes: int, *, tail: bool = False) -> bytes:
     """The bytes of the regular file ``path``, of at most ``max_bytes`` (``tail``: its
     last ``max_bytes``, else :class:`WireError` when it is bigger).
@@ -182,16 +194,9 @@ def read_regular(path: os.PathLike, max_bytes: int, *, tail: bool = False) -> by
             if not tail:
                 raise WireError(f"{path.name} is {st.st_size} bytes, over the limit of {max_bytes}")
             os.lseek(fd, st.st_size - max_bytes, os.SEEK_SET)
-        chunks, left = [], max_bytes + (0 if tail else 1)
-        while left > 0:
-            chunk = os.read(fd, min(left, 2**20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        data = read_fd(fd, max_bytes + (0 if tail else 1))
     finally:
         os.close(fd)
-    data = b"".join(chunks)
     if len(data) > max_bytes:
         raise WireError(f"{path.name} grew over the limit of {max_bytes} bytes while it was read")
     return data
