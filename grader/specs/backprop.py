@@ -36,6 +36,8 @@ ASSIGNMENT = "03_backprop"
 
 NO_TORCH = Forbid(("torch",))
 NO_TORCH_NO_COURSE = Forbid(("torch", "course_utils"))
+# The course ships these layers for later assignments; here they are the exercise.
+NO_TORCH_NO_LAYERS = Forbid(("torch", "course_utils.layers"))
 
 
 # --- Value ------------------------------------------------------------------------
@@ -213,12 +215,12 @@ EXERCISES = [
     Exercise(grade_id="test_affine", names=("affine_forward", "affine_backward"), cases=_affine_cases,
              driver="forward_backward",
              outputs={**LAYER_OUTPUTS, "dw": Tol(part="backward"), "db": Tol(part="backward")},
-             parts={"forward": 1, "backward": 2}, rules=(NoLoops(), NO_TORCH),
+             parts={"forward": 1, "backward": 2}, rules=(NoLoops(), NO_TORCH_NO_LAYERS),
              hint="out = x.reshape(N, -1) @ w + b; dx = (dout @ w.T).reshape(x.shape), "
                   "dw = x.reshape(N, -1).T @ dout, db = dout.sum(axis=0)"),
     Exercise(grade_id="test_relu", names=("relu_forward", "relu_backward"), cases=_elementwise_cases,
              driver="forward_backward", outputs=LAYER_OUTPUTS, parts={"forward": 1, "backward": 1},
-             rules=(NoLoops(), NO_TORCH),
+             rules=(NoLoops(), NO_TORCH_NO_LAYERS),
              hint="out = np.maximum(0, x) with cache = x; dx = dout * (x > 0): 0 where x <= 0, also at exactly 0"),
     Exercise(grade_id="test_sigmoid", names=("sigmoid_forward", "sigmoid_backward"), cases=_elementwise_cases,
              driver="forward_backward", outputs=LAYER_OUTPUTS, parts={"forward": 1, "backward": 1},
@@ -226,7 +228,7 @@ EXERCISES = [
              hint="out = 1 / (1 + exp(-x)), stable with z = exp(-|x|): 1/(1+z) for x >= 0, z/(1+z) otherwise; "
                   "cache out; dx = dout * out * (1 - out)"),
     Exercise(grade_id="test_softmax_loss", name="softmax_loss", cases=_loss_cases, outputs=("loss", "dx"),
-             rules=(NoLoops(), NO_TORCH),
+             rules=(NoLoops(), NO_TORCH_NO_LAYERS),
              hint="subtract each row's max; loss = -mean of the correct classes' log-probabilities; "
                   "dx = (probabilities - one_hot(y)) / N"),
     Exercise(grade_id="test_svm_loss", name="svm_loss", cases=_loss_cases, outputs=("loss", "dx"),
