@@ -12,9 +12,9 @@ time (setup, call and teardown), or reads such a record (``--from FILE``). Then:
 * everything else is the platform's fixed cost.
 
 The projection for a course of ``--assignments`` (14) assignments is the fixed cost, plus that
-many times the mean cost of one assignment outside the browser tests, plus the mean browser cost
-of one assignment times the size of the browser tests' sample of 14 (``tests/conftest.py``:
-``representative``).
+many times the mean cost of one assignment outside the sampled tests, plus the mean sampled cost
+of one assignment times the size of the sample of 14 (``tests/conftest.py``: ``representative``;
+the sampled tests are the browser tests and the full-data-set runs).
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def run_suite(timings: Path, extra: list[str]) -> tuple[int, float]:
     return proc.returncode, time.monotonic() - t0
 
 
-BROWSER = "test_browser.py"
+# Modules that run on a sample of the assignments (tests/conftest.py: representative): the
+# browser tests and the full-data-set runs. Their cost is kept under the key "browser".
+SAMPLED = {"test_browser.py", "test_full_dataset.py"}
 
 
 def _scaling_modules() -> set[str]:
@@ -83,7 +85,7 @@ def attribute(timings: dict[str, float], ids: list[str]) -> dict[str, dict]:
             for aid in named:
                 parts[aid]["tests"] += 1
                 parts[aid]["seconds"] += seconds / len(named)
-                if module == BROWSER:
+                if module in SAMPLED:
                     parts[aid]["browser"] += seconds / len(named)
         elif module in scaling and ids:
             spread += seconds
@@ -139,8 +141,8 @@ def main(args) -> int:
     summary = (f"{ran}. With {args.assignments} "
                f"assignments it would take about **{proj / 60:.1f} minutes** (the platform's "
                f"{parts['platform']['seconds'] / 60:.1f} minutes, plus {args.assignments} times the mean "
-               f"cost of one assignment outside the browser tests, plus {sample} times its browser "
-               f"tests, which run on a sample of {sample} of {args.assignments} assignments); the limit is "
+               f"cost of one assignment outside the sampled tests, plus {sample} times its cost in the sampled "
+               f"tests (browser, full data set), which run on a sample of {sample} of {args.assignments} assignments); the limit is "
                f"{LIMIT_MIN:g} minutes.")
     print(report.text_table(HEADER, table))
     print("\n" + summary.replace("**", ""))
