@@ -39,7 +39,7 @@ from .notebook import (
     too_big_reason,
 )
 from .paths import solutions_dir
-from .results import Status, SubmissionRecord, load_result, new_record, save_result, write_csvs
+from .results import Status, SubmissionRecord, load_result, new_record, save_result
 from .runner import GradingContext, choose_device, grade_exercises
 from .sandbox import Limits, get_sandbox
 from .spec import ExerciseResult
@@ -409,7 +409,8 @@ def autograde(submissions: Path, out: Path, *, assignments: list[str] | None = N
     and the reference alike; with a GPU each of the ``workers`` may use its share of the
     GPU's memory.
     """
-    from .feedback import write_feedback
+    from .autograded import write_autograded, write_formgrader_config
+    from .exports import publish
     from .gradebook import record_in_gradebook
 
     out = Path(out)
@@ -460,11 +461,12 @@ def autograde(submissions: Path, out: Path, *, assignments: list[str] | None = N
         run_on_dask(todo, scheduler, on_result, grade=grade_payload)
     else:
         run_local(todo, workers, on_result)
-    write_csvs(out, records)
-    from .exports import write_exports
-
-    write_exports(out, records, log=log)  # LMS CSV, per-exercise table, pass rates
-    for rec in records:
-        write_feedback(out, rec)
-    record_in_gradebook(db_url or f"sqlite:///{(out / 'gradebook.db').resolve()}", records)
+    db_url = db_url or f"sqlite:///{(out / 'gradebook.db').resolve()}"
+    record_in_gradebook(db_url, records)
+    # CSVs, feedback, LMS file, pass rates; written answers already graded in formgrader count
+    publish(out, records, db_url=db_url, log=log)
+    folders = {(s.student_id, s.assignment): s.folder for s in subs}
+    for rec in records:  # nbgrader's autograded/ layout, for formgrader
+        write_autograded(out, rec, folders.get((rec["student_id"], rec["assignment"])))
+    write_formgrader_config(out, db_url)
     return records

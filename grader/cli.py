@@ -45,20 +45,15 @@ def _cmd_autograde(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .exports import load_results, write_exports  # load_results: grader.results's, re-exported
-    from .feedback import write_feedback
-    from .results import write_csvs
+    from .exports import load_results, publish  # load_results: grader.results's, re-exported
 
     out = Path(args.out)
     records = load_results(out)
     db_url = args.db
     if db_url is None and (out / "gradebook.db").exists():
         db_url = f"sqlite:///{(out / 'gradebook.db').resolve()}"
-    write_csvs(out, records)
-    for rec in records:
-        write_feedback(out, rec)
-    written = write_exports(out, records, lms=args.lms, roster=args.roster, db_url=db_url)
-    print("\n".join(f"wrote {p}" for p in [out / "grades.csv", out / "grades_detailed.csv", *written]))
+    written = publish(out, records, lms=args.lms, roster=args.roster, db_url=db_url)
+    print("\n".join(f"wrote {p}" for p in written))
     return 0
 
 

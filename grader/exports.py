@@ -21,6 +21,7 @@ instructor gave in formgrader (written answers, overrides) into ``lms.csv``.
 
 from __future__ import annotations
 
+import copy
 import csv
 from collections import defaultdict
 from pathlib import Path
@@ -205,17 +206,48 @@ def gradebook_people(db_url: str) -> dict[str, dict]:
 
 def instructor_scores(db_url: str) -> dict[tuple[str, str, str, str], float]:
     """Scores the instructor set in formgrader: (student, assignment, notebook, grade_id) -> points."""
-    from nbgrader.api import Grade, Gradebook
+    return {k: v[0] for k, v in instructor_grades(db_url).items()}
+
+
+def instructor_grades(db_url: str) -> dict[tuple[str, str, str, str], tuple[float, str]]:
+    """What the instructor entered in formgrader: (student, assignment, notebook, grade_id) ->
+    (manual score plus extra credit, their comment on the answer or "")."""
+    from nbgrader.api import Comment, Grade, Gradebook
 
     from .paths import ensure_scripts_on_path
 
     ensure_scripts_on_path()
-    scores = {}
+    grades = {}
     with Gradebook(db_url) as gb:
+        comments = {}
+        for c in gb.db.query(Comment).filter(Comment.manual_comment.isnot(None)):
+            comments[(c.student.id, c.assignment.name, c.notebook.name, c.name)] = c.manual_comment
         for g in gb.db.query(Grade).filter(Grade.manual_score.isnot(None)):
             key = (g.student.id, g.assignment.name, g.notebook.name, g.name)
-            scores[key] = float(g.manual_score) + float(g.extra_credit or 0.0)
-    return scores
+            grades[key] = (float(g.manual_score) + float(g.extra_credit or 0.0), comments.get(key) or "")
+    return grades
+
+
+def with_instructor_grades(records: list[SubmissionRecord], grades: dict) -> list[SubmissionRecord]:
+    """Copies of ``records`` in which every written answer the instructor graded has their score,
+    the status ``graded`` and their comment as its message; totals follow. The saved results
+    are not changed: they stay what the autograder found."""
+    out = []
+    for r in records:
+        r = copy.deepcopy(r)
+        changed = False
+        for nb in r.get("notebooks") or []:
+            for c in nb["cells"]:
+                key = (r["student_id"], r["assignment"], nb["notebook"], c["grade_id"])
+                if c.get("kind") == "manual" and key in grades:
+                    c["score"], comment = grades[key]
+                    c["status"] = Status.GRADED
+                    c["message"] = comment
+                    changed = True
+        if changed:
+            r["score"] = sum(c["score"] for nb in r["notebooks"] for c in nb["cells"])
+        out.append(r)
+    return out
 
 
 def lms_totals(records: list[SubmissionRecord], overrides: dict | None = None) -> dict[tuple[str, str], float]:
@@ -301,3 +333,21 @@ def write_exports(out: Path, records: list[SubmissionRecord], *, lms: str = "can
     log("pass rate per exercise, hardest first (pass_rates.csv, pass_rates.png):\n"
         + pass_rates_summary(rates))
     return written
+
+
+def publish(out: Path, records: list[SubmissionRecord], *, db_url: str | None = None, lms: str = "canvas",
+            roster: Path | None = None, log=print) -> list[Path]:
+    """Everything an instructor hands on, from the records: ``grades.csv``,
+    ``grades_detailed.csv``, ``problems.csv``, the feedback and the exports above. With a
+    gradebook (``db_url``), the written answers graded in formgrader count in all of them."""
+    from .feedback import write_feedback
+    from .results import write_csvs
+
+    out = Path(out)
+    if db_url:
+        records = with_instructor_grades(records, instructor_grades(db_url))
+    write_csvs(out, records)
+    for rec in records:
+        write_feedback(out, rec)
+    written = write_exports(out, records, lms=lms, roster=roster, db_url=db_url, log=log)
+    return [out / "grades.csv", out / "grades_detailed.csv", out / "problems.csv", *written]

@@ -111,11 +111,12 @@ def _record(gb, rec: dict) -> None:
             if cell["kind"] == "auto":
                 grade.auto_score = float(cell["score"])
                 grade.needs_manual_grade = False
-            else:
+            elif cell["status"] != "pending":  # left blank: 0 points and nothing to grade, as nbgrader does
+                grade.auto_score = 0.0
+                grade.needs_manual_grade = False
+            else:  # waiting for the instructor, unless they graded it already: a re-run keeps their score
                 grade.auto_score = None
-                grade.needs_manual_grade = cell["status"] == "pending"
-                if cell["status"] != "pending":
-                    grade.manual_score = 0.0
+                grade.needs_manual_grade = grade.manual_score is None
     gb.db.commit()
 
 

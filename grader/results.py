@@ -50,11 +50,12 @@ class Status(StrEnum):
     KILLED = "killed"    # the process died (crash, memory, a resource limit)
     MISSING = "missing"  # the notebook was not submitted
     PENDING = "pending"  # a written answer, waiting for the instructor
+    GRADED = "graded"    # a written answer the instructor graded (formgrader; exports only)
 
     @property
     def ok(self) -> bool:
         """Nothing for the student to fix: passed, or waiting for the instructor."""
-        return self in (Status.PASSED, Status.PENDING)
+        return self in (Status.PASSED, Status.PENDING, Status.GRADED)
 
 
 class CellRecord(TypedDict, total=False):

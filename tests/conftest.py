@@ -28,6 +28,41 @@ def sandbox() -> str:
 
 
 # ----------------------------------------------------------------------------
+# Debian's Chromium driven by Playwright (the browser tests)
+# ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    from browser_helpers import find_chromium, install_chromium
+
+    path = find_chromium()
+    if path is None:
+        path, why = install_chromium()
+        if path is None:
+            if "needs root" in why or "no apt-get" in why:
+                pytest.skip(why)
+            pytest.fail(why)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is in the test extra: pip install -e '.[test]'")
+    pw = sync_api.sync_playwright().start()
+    try:
+        from browser_helpers import CHROMIUM_ARGS
+
+        b = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+    except Exception:
+        pw.stop()
+        raise
+    yield b
+    b.close()
+    pw.stop()
+
+
+# ----------------------------------------------------------------------------
 # Executing each source notebook once per test session
 # ----------------------------------------------------------------------------
 

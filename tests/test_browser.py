@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_helpers import CHROMIUM_ARGS, LabPage, LabServer, find_chromium, install_chromium
+from browser_helpers import LabPage, LabServer
 from conftest import representative
 
 from course_utils.progress import collect
@@ -50,33 +50,6 @@ def _shot_name(aid: str, name: str, suffix: str = "") -> Path:
 # ----------------------------------------------------------------------------
 # Fixtures: the browser, the server, and a student's folder
 # ----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = find_chromium()
-    if path is None:
-        path, why = install_chromium()
-        if path is None:
-            if "needs root" in why or "no apt-get" in why:
-                pytest.skip(why)
-            pytest.fail(why)
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser(chromium):
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright is in the test extra: pip install -e '.[test]'")
-    pw = sync_api.sync_playwright().start()
-    try:
-        b = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-    except Exception:
-        pw.stop()
-        raise
-    yield b
-    b.close()
-    pw.stop()
-
 
 @pytest.fixture(scope="module")
 def student_folder(tmp_path_factory) -> Path:

@@ -169,7 +169,11 @@ def test_export_command_rebuilds_everything_with_manual_scores(records, tmp_path
     lms = {r[3]: r[-1] for r in _rows((out / "lms.csv").read_text())[2:]}
     assert float(lms["alice"]) == records[0]["score"] + (1.0 if manual_gid else 0.0)
     grades = {r["student_id"]: r["score"] for r in csv.DictReader(open(out / "grades.csv"))}
-    assert float(grades["alice"]) == records[0]["score"]  # grades.csv: the autograder's scores
+    assert float(grades["alice"]) == records[0]["score"] + (1.0 if manual_gid else 0.0)  # grades.csv too
+    if manual_gid:
+        detailed = next(r for r in csv.DictReader(open(out / "grades_detailed.csv"))
+                        if r["student_id"] == "alice" and r["grade_id"] == manual_gid)
+        assert (float(detailed["score"]), detailed["status"]) == (1.0, "graded")
 
 
 def test_export_without_results_is_an_error(tmp_path, capsys):
