@@ -29,6 +29,7 @@ from pathlib import Path
 from .errors import MissingFile
 from .notebook import (
     MAX_NOTEBOOK_BYTES,
+    RELEASE_ANSWER_STUB,
     NotebookProblem,
     file_kind,
     not_a_file_reason,
@@ -37,6 +38,7 @@ from .notebook import (
     read_submission,
     source_notebooks,
     too_big_reason,
+    unanswered_written,
 )
 from .paths import solutions_dir
 from .results import Status, SubmissionRecord, load_result, new_record, save_result
@@ -272,11 +274,13 @@ def grade_submission(ctx: GradingContext, sub: Submission) -> SubmissionRecord:
         record["notebooks"].append(nb)
         fname = f"{src.name}.ipynb"
         problem_status = None
+        blank: set[str] = set()
         try:
             if fname in sub.rejected:
                 raise NotebookProblem(sub.rejected[fname])
             if fname in sub.files:
                 answers = parse_submission(sub.files[fname], fname, src)
+                blank = unanswered_written(sub.files[fname], src)
             else:
                 answers = read_submission(sub.folder / fname, src)
         except NotebookProblem as exc:
@@ -305,9 +309,12 @@ def grade_submission(ctx: GradingContext, sub: Submission) -> SubmissionRecord:
                 cell = res.to_json()
                 cell["kind"] = "auto"
             elif gid in src.manual:
-                cell = {"grade_id": gid, "kind": "manual", "status": problem_status or Status.PENDING,
+                status = problem_status or (Status.MISSING if gid in blank else Status.PENDING)
+                cell = {"grade_id": gid, "kind": "manual", "status": status,
                         "score": 0.0, "max_score": src.manual[gid],
-                        "message": "graded by the instructor", "checks": []}
+                        "message": ("no answer written (the cell is blank or still says "
+                                    f"{RELEASE_ANSWER_STUB!r})" if status == Status.MISSING and not problem_status
+                                    else "graded by the instructor"), "checks": []}
             else:
                 continue
             nb["cells"].append(cell)

@@ -1,8 +1,8 @@
 """Building submissions from the course's own notebooks, for tests and benchmarks.
 
 ``make_submission(folder, "01_knn", answers="reference")`` writes the student
-release with every answer cell filled in from the source notebook, exactly as
-a student who solved everything would hand it in; ``answers="release"`` leaves
+release with every answer cell filled in from the source notebook (code and
+written answers), exactly as a student who solved everything would hand it in; ``answers="release"`` leaves
 the stubs; ``overrides`` replaces chosen answer cells with other code.
 """
 
@@ -29,12 +29,16 @@ def make_submission(folder: Path, assignment: str, answers: str = "reference",
         if not rel.exists():
             raise FileNotFoundError(f"{rel} is missing; run `python -m grader release {assignment}`")
         nb = nbformat.read(str(rel), as_version=4)
+        model_answers = {nbgrader_meta(c).get("grade_id"): c.source for c in nbformat.read(str(src.path), as_version=4).cells
+                   if c.cell_type == "markdown" and nbgrader_meta(c).get("grade_id") in src.manual}
         for cell in nb.cells:
             gid = nbgrader_meta(cell).get("grade_id")
             if gid in overrides:
                 cell.source = overrides.pop(gid)
             elif answers == "reference" and gid in src.solutions:
                 cell.source = src.solutions[gid]
+            elif answers == "reference" and gid in model_answers:  # the model answer of a written question
+                cell.source = model_answers[gid]
         path = folder / f"{src.name}.ipynb"
         nbformat.write(nb, str(path))
         written.append(path)

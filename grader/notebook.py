@@ -209,3 +209,26 @@ def parse_submission(raw: bytes, name: str, source: SourceNotebook) -> dict[str,
             s = cell.get(key, "")
             answers[gid] = "".join(x for x in s if isinstance(x, str)) if isinstance(s, list) else str(s)
     return answers
+
+
+RELEASE_ANSWER_STUB = "YOUR ANSWER HERE"  # what nbgrader puts in a written-answer cell of the release
+
+
+def unanswered_written(raw: bytes, source: SourceNotebook) -> set[str]:
+    """The written answers (manual grade_ids) that ``raw``, a notebook already accepted by
+    :func:`parse_submission`, leaves blank or as the release's stub: nothing to grade there."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        cells = data.get("cells") if data.get("nbformat") == 4 else [
+            c for w in data.get("worksheets", []) for c in w.get("cells", [])]
+    except (ValueError, UnicodeDecodeError, RecursionError, AttributeError, TypeError):
+        return set()
+    texts: dict[str, str] = {}
+    for cell in cells if isinstance(cells, list) else []:
+        if not isinstance(cell, dict):
+            continue
+        gid = nbgrader_meta(cell).get("grade_id")
+        if isinstance(gid, str) and gid in source.manual and gid not in texts:
+            s = cell.get("source", "")
+            texts[gid] = "".join(x for x in s if isinstance(x, str)) if isinstance(s, list) else str(s)
+    return {gid for gid in source.manual if texts.get(gid, "").strip() in ("", RELEASE_ANSWER_STUB)}

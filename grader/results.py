@@ -48,7 +48,7 @@ class Status(StrEnum):
     ERROR = "error"      # raised, or the notebook could not be read
     TIMEOUT = "timeout"  # ran past its time limit
     KILLED = "killed"    # the process died (crash, memory, a resource limit)
-    MISSING = "missing"  # the notebook was not submitted
+    MISSING = "missing"  # the notebook was not submitted, or a written answer was left blank
     PENDING = "pending"  # a written answer, waiting for the instructor
     GRADED = "graded"    # a written answer the instructor graded (formgrader; exports only)
 

@@ -102,6 +102,8 @@ def test_untouched_release_gets_zero(batch, aid):
     assert float(row["score"]) == 0
     rows = [r for r in _detailed(batch["out"]) if r["student_id"] == "untouched" and r["assignment"] == aid]
     assert all(r["status"] in ("error", "failed") for r in rows if r["kind"] == "auto")
+    # the written answers still say "YOUR ANSWER HERE": nothing for the instructor to grade
+    assert all(r["status"] == "missing" for r in rows if r["kind"] == "manual")
 
 
 @pytest.mark.parametrize("aid", [a for a in ASSIGNMENTS if a in WRONG])

@@ -139,6 +139,7 @@ def _total(course: Path, student: str) -> float:
 def test_grade_a_written_answer_in_formgrader_and_export_it(course, browser, tmp_path):
     grades = course / "grades"
     assert _manual(course, "alice", WRITTEN) == (None, True), "the written answer should wait for the instructor"
+    assert _manual(course, "bob", WRITTEN) == (None, False), "a blank answer needs no grading"
     before = _total(course, "alice")
     server = LabServer(grades, tmp_path / "home").start()
     try:

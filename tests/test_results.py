@@ -38,7 +38,8 @@ def _record(status) -> dict:
 
 
 def test_status_is_written_as_its_plain_value():
-    assert [s.value for s in Status] == ["passed", "failed", "error", "timeout", "killed", "missing", "pending"]
+    assert [s.value for s in Status] == ["passed", "failed", "error", "timeout", "killed", "missing", "pending",
+                                          "graded"]
     assert json.dumps({"s": Status.KILLED}) == '{"s": "killed"}'
     assert f"{Status.TIMEOUT}" == "timeout" and str(Status.MISSING) == "missing"
     assert Status("passed") is Status.PASSED and Status.PASSED == "passed"
