@@ -37,3 +37,16 @@ def update_steps(obj: Any, inputs: dict, ctx: dict) -> Any:
         w, config = res
         history.append(np.array(w, copy=True))
     return {"w": history, "config": copy.deepcopy(config)}
+
+
+@driver
+def initializer(obj: Any, inputs: dict, ctx: dict) -> Any:
+    """For ``init(fan_in, fan_out, rng) -> W``.
+
+    Inputs: ``fan_in``, ``fan_out`` and ``seed``; the initialiser gets
+    ``rng = np.random.default_rng(seed)``.  Returns ``{"W": the weights, "next_draw": the
+    next number rng gives afterwards}`` (so extra or missing draws show).
+    """
+    rng = np.random.default_rng(int(inputs["seed"]))
+    W = obj(int(inputs["fan_in"]), int(inputs["fan_out"]), rng)
+    return {"W": np.asarray(W), "next_draw": float(rng.random())}
