@@ -6,7 +6,9 @@
 three parts (train output, running averages, test output) are scored separately.  The
 cases include a single example (N=1), one feature, large offsets, momentum 0 and 0.99,
 and every default (eps, momentum, the running averages starting at 0 and 1).  The two
-backward passes are each graded with the student's own forward pass (the cache is theirs).
+backward passes are each graded with the student's own forward pass (the cache is theirs), and
+include a batch of 4096 examples, where an (N, N, D) intermediate (a full Jacobian) would need
+8.6 GB and exceed the worker's memory.
 Layer norm gets 2-, 3- and 4-dimensional inputs and D=1.  Dropout masks follow the recipe
 the docstring states (``np.random.default_rng(seed).random(x.shape) >= p``), so they are
 compared entry by entry, for p = 0 up to 0.9 and in test mode.  The label-smoothing loss is
@@ -73,6 +75,7 @@ def _bn_backward_cases(rng: np.random.Generator) -> list[Case]:
         case(16, 8, gamma=np.array([0.0, 1.0, -2.0, 0.0, 0.5, 3.0, 1.0, 0.0]), label="gamma with zeros"),
         case(64, 32, scale=4.0, eps=1e-3, label="N=64, D=32, eps=1e-3"),
         case(2, 4, label="two examples (N=2)"),
+        case(4096, 64, label="a large batch (N=4096, D=64): no (N, N, D) intermediates"),
     ]
 
 
