@@ -298,6 +298,58 @@ def digits():
     return X_train - mean, y_train, X_val - mean, y_val, X_test - mean, y_test
 
 
+def test_preprocessing_claims():
+    """Condition numbers of the least-squares problem on the digits: centring divides it by about
+    ten, standardising brings it to about 150; 1000 steps of gradient descent then nearly solve it."""
+    from course_utils.data import load_digits, train_val_test_split
+
+    X, y = load_digits()
+    X_train, y_train, *_ = train_val_test_split(X / 16, y, val_fraction=0.2, test_fraction=0.2,
+                                                rng=np.random.default_rng(0))
+    mu, sigma = X_train.mean(axis=0), X_train.std(axis=0)
+
+    def kappa(Z):
+        Zb = np.hstack([Z, np.ones((len(Z), 1))])
+        eig = np.linalg.eigvalsh(Zb.T @ Zb / len(Z))
+        eig = eig[eig > 1e-9 * eig[-1]]
+        return eig[-1] / eig[0]
+
+    raw, centred = kappa(X_train * 16), kappa(X_train - mu)
+    standardised = kappa((X_train - mu) / np.where(sigma > 0, sigma, 1.0))
+    assert 5 < raw / centred < 20 and 100 < standardised < 200, (raw, centred, standardised)
+
+
+def test_l1_zeroes_about_half_the_weights_at_the_accuracy_of_l2(digits):
+    from course_utils.layers import softmax_loss
+
+    Xtr, ytr, Xva, yva, _, _ = digits
+    results = {}
+    for penalty, lam in (("L2", 1e-2), ("L1", 3e-3)):
+        W, b = np.zeros((64, 10)), np.zeros(10)
+        for _ in range(300):
+            _, ds = softmax_loss(Xtr @ W + b, ytr)
+            dW, db = Xtr.T @ ds, ds.sum(axis=0)
+            b -= 0.5 * db
+            if penalty == "L2":
+                W -= 0.5 * (dW + lam * W)
+            else:
+                W = W - 0.5 * dW
+                W = np.sign(W) * np.maximum(np.abs(W) - 0.5 * lam, 0.0)
+        results[penalty] = (np.mean(np.argmax(Xva @ W + b, axis=1) == yva), np.mean(W == 0))
+    (acc2, zeros2), (acc1, zeros1) = results["L2"], results["L1"]
+    assert abs(acc1 - acc2) < 0.015 and zeros2 < 0.1 and 0.45 < zeros1 < 0.7, results
+
+
+def test_folding_batchnorm_into_the_affine_layer_is_exact():
+    rng = np.random.default_rng(11)
+    X, W, b = rng.normal(size=(9, 6)), rng.normal(size=(6, 4)), rng.normal(size=4)
+    gamma, beta = rng.normal(size=4), rng.normal(size=4)
+    param = {"mode": "test", "running_mean": rng.normal(size=4), "running_var": rng.uniform(0.5, 2, size=4)}
+    out, _ = ref("batchnorm_forward")(X @ W + b, gamma, beta, dict(param))
+    a = gamma / np.sqrt(param["running_var"] + 1e-5)
+    close(out, X @ (W * a) + a * (b - param["running_mean"]) + beta, rtol=1e-12, atol=1e-12)
+
+
 def test_batchnorm_trains_where_the_plain_network_does_not(digits):
     """The grid's message on two of its cells: tiny initial weights (1e-3) with a moderate
     learning rate do not train five hidden layers without BN, and do with it."""
