@@ -115,12 +115,13 @@ def _initialiser(init: str | float | Initialiser) -> Initialiser:
     if callable(init):
         return init
     if isinstance(init, str):
-        gains = {"xavier": 1.0, "kaiming": 2.0}
-        if init not in gains:
+        variances = {"xavier": lambda fan_in, fan_out: 2.0 / (fan_in + fan_out),  # Glorot, as torch's xavier_normal_
+                     "kaiming": lambda fan_in, fan_out: 2.0 / fan_in}  # He, for ReLU
+        if init not in variances:
             raise ValueError(f"init must be 'xavier', 'kaiming', a standard deviation or a function "
                              f"(fan_in, fan_out, rng) -> weights; got {init!r}")
-        gain = gains[init]
-        return lambda fan_in, fan_out, rng: rng.standard_normal((fan_in, fan_out)) * np.sqrt(gain / fan_in)
+        var = variances[init]
+        return lambda fan_in, fan_out, rng: rng.standard_normal((fan_in, fan_out)) * np.sqrt(var(fan_in, fan_out))
     scale = float(init)
     return lambda fan_in, fan_out, rng: scale * rng.standard_normal((fan_in, fan_out))
 
@@ -130,8 +131,9 @@ class FullyConnectedNet:
 
     Inputs:
     - input_dim (D), hidden_dims (a list of H's, one per hidden layer), num_classes (C)
-    - init: the first-layer weights' standard deviation (a float), "xavier" (variance 1/fan_in),
-      "kaiming" (2/fan_in), or a function ``(fan_in, fan_out, rng) -> (fan_in, fan_out) array``
+    - init: every layer's weight standard deviation (a float), "xavier" (Glorot's variance
+      2/(fan_in + fan_out), as torch.nn.init.xavier_normal_), "kaiming" (2/fan_in), or a function
+      ``(fan_in, fan_out, rng) -> (fan_in, fan_out) array``
     - reg: L2 strength; the loss adds 0.5 * reg * sum of every W squared (not the biases,
       gammas or betas)
     - normalization: None, or a pair ``(forward, backward)`` with
