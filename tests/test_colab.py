@@ -287,9 +287,10 @@ def test_colab_notebook_is_saved_where_the_course_keeps_it(tmp_path, monkeypatch
 # The GPU when there is one (Colab: Runtime > Change runtime type > GPU)
 # ----------------------------------------------------------------------------
 
-# Model work: layers, optimisers, tensors placed on a device. A notebook that only checks its numpy
-# code against torch's float64 autograd (tensors made from numpy arrays) has nothing to put on a GPU.
-_COMPUTES_WITH_TORCH = re.compile(r"\bnn\.(Module|Linear|Conv\w*|Sequential)\b|torch\.optim\b|\.to\(|\.cuda\(|"
+# Model work: layers and modules, tensors placed on a device. A notebook that only checks its numpy
+# code against torch's float64 autograd or torch.optim (tensors made from numpy arrays) has nothing
+# to put on a GPU; one that trains a torch model has a module, which these patterns find.
+_COMPUTES_WITH_TORCH = re.compile(r"\bnn\.(Module|Linear|Conv\w*|Sequential)\b|\.to\(|\.cuda\(|"
                                   r"\bdevice\s*=")
 _CPU_PINNED = re.compile(r"""device\s*=\s*["']cpu["']|\.to\(\s*["']cpu["']|torch\.device\(\s*["']cpu["']\s*\)""")
 
