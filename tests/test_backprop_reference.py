@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_helpers import close, t64
 
 from course_utils import gradcheck
 from course_utils.expressions import evaluate_expression, random_expression
@@ -25,15 +26,6 @@ AID = "03_backprop"
 
 def ref(name):
     return load_reference(AID, name)
-
-
-def t64(a, grad=True):
-    return torch.tensor(a, dtype=torch.float64, requires_grad=grad)
-
-
-def close(a, b, rtol=1e-10, atol=1e-12):
-    b = b.detach().numpy() if isinstance(b, torch.Tensor) else b
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("x_shape,M", [((4, 5), 3), ((1, 6), 2), ((3, 2, 4, 2), 5), ((2, 3, 5), 1)])

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_helpers import centred_digits, close, t64
 
 from course_utils import device
 from course_utils.layers import FullyConnectedNet, NumpyOptimizer, adam, sgd_momentum
@@ -34,15 +35,6 @@ AID = "05_normalization_regularization"
 
 def ref(name):
     return load_reference(AID, name)
-
-
-def t64(a, grad=True):
-    return torch.tensor(a, dtype=torch.float64, requires_grad=grad)
-
-
-def close(a, b, rtol=1e-10, atol=1e-12):
-    b = b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else b
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
 
 
 # --- batch normalisation ---------------------------------------------------------------------
@@ -289,13 +281,7 @@ def test_label_smoothing_matches_cross_entropy_on_the_device(dtype, smoothing):
 
 @pytest.fixture(scope="module")
 def digits():
-    from course_utils.data import load_digits, train_val_test_split
-
-    X, y = load_digits()
-    X_train, y_train, X_val, y_val, X_test, y_test = train_val_test_split(
-        X / 16, y, val_fraction=0.2, test_fraction=0.2, rng=np.random.default_rng(0))
-    mean = X_train.mean(axis=0)
-    return X_train - mean, y_train, X_val - mean, y_val, X_test - mean, y_test
+    return centred_digits()
 
 
 def test_preprocessing_claims():

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from reference_helpers import centred_digits
 
-from course_utils.data import load_digits, train_val_test_split
 from course_utils.layers import FullyConnectedNet, NumpyOptimizer
 from course_utils.training import EarlyStopping, Trainer
 from grader import drivers
@@ -206,16 +206,8 @@ def test_initialisers_have_the_standard_deviations_of_torch_nn_init(fan_in, fan_
     np.testing.assert_allclose(kaiming, np.sqrt(2 / fan_in) * z, rtol=1e-12)
 
 
-def _digits():
-    X, y = load_digits()
-    X_train, y_train, X_val, y_val, X_test, y_test = train_val_test_split(
-        X / 16, y, val_fraction=0.2, test_fraction=0.2, rng=np.random.default_rng(0))
-    mean = X_train.mean(axis=0)
-    return X_train - mean, y_train, X_val - mean, y_val, X_test - mean, y_test
-
-
 def test_the_stated_training_targets_hold():
-    X_train, y_train, X_val, y_val, X_test, y_test = _digits()
+    X_train, y_train, X_val, y_val, X_test, y_test = centred_digits()
     kaiming, adam = ref("kaiming_init"), ref("adam")
     # 20 examples over-fitted: 100% training accuracy and loss below 0.01 after 200 steps of Adam
     tiny = NumpyOptimizer(FullyConnectedNet(64, [100, 100], 10, init=kaiming, seed=0), adam, {"learning_rate": 1e-3})
@@ -236,7 +228,7 @@ def test_the_stated_training_targets_hold():
 
 
 def test_a_constant_initialisation_never_breaks_symmetry():
-    X_train, y_train, *_ = _digits()
+    X_train, y_train, *_ = centred_digits()
     net = FullyConnectedNet(64, [50], 10, init=lambda fi, fo, rng: np.full((fi, fo), 0.01), seed=0)
     Trainer(num_epochs=5, batch_size=64, seed=0, progress=False).fit(
         NumpyOptimizer(net, ref("sgd_momentum"), {"learning_rate": 0.1}), X_train, y_train)
