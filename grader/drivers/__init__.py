@@ -175,4 +175,4 @@ def call_inplace(obj: Any, inputs: dict, ctx: dict) -> Any:
 
 
 # The topic modules register their drivers on import (they use `driver` above).
-from . import backprop, layers, linear, modules, normalization, optim, rl, tensors, training  # noqa: E402,F401
+from . import backprop, cnn, layers, linear, modules, normalization, optim, rl, tensors, training  # noqa: E402,F401
