@@ -107,16 +107,26 @@ def main(args) -> int:
         return 2
     sections = []
     nb_rows = grade_rows = []
+    NB_HEADING, GRADE_HEADING = "Executing the source notebooks", "Grading one submission"
+
+    def keep_others(rows: list[list], heading: str) -> list[list]:
+        """With --assignment, the other assignments' rows of the last full run stay in the file."""
+        if not args.assignment or args.no_write:
+            return rows
+        others = [r for r in report.previous_rows(DOC, heading) if r and r[0] not in ids]
+        return sorted(others + rows, key=lambda r: str(r[0]))
+
     if not args.skip_notebooks:
-        nb_rows = report.notebook_rows(run_notebooks(ids, getattr(args, "repeat", 3)))
-        sections.append(("Executing the source notebooks",
+        nb_rows = keep_others(report.notebook_rows(run_notebooks(ids, getattr(args, "repeat", 3))), NB_HEADING)
+        sections.append((NB_HEADING,
                          f"Each notebook of `solutions/` run top to bottom with nbclient, in a fresh "
                          f"kernel, {args.repeat} times: the median time and the largest peak memory "
                          "(the kernel's resident set).\n\n"
                          + report.markdown_table(report.NOTEBOOK_HEADER, nb_rows)))
     if not args.skip_grading:
-        grade_rows = report.grading_rows(grade_references(ids, args.sandbox, getattr(args, "repeat", 3)))
-        sections.append(("Grading one submission",
+        grade_rows = keep_others(report.grading_rows(grade_references(ids, args.sandbox, getattr(args, "repeat", 3))),
+                                 GRADE_HEADING)
+        sections.append((GRADE_HEADING,
                          "`python -m grader autograde` on one reference submission (every answer "
                          "filled in from the source notebook), one worker, sandboxed; the time is the "
                          f"whole command, median of {args.repeat} runs.\n\n" + report.markdown_table(report.GRADING_HEADER, grade_rows)))

@@ -113,3 +113,31 @@ def write_markdown(path: Path, title: str, sections: list[tuple[str, str]], args
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     return path
+
+
+def previous_rows(path: Path, heading: str) -> list[list]:
+    """The rows of the table under ``## heading`` in a file this module wrote (numbers as floats),
+    so that a run measuring some assignments can keep the others' rows."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows, inside, seen_header = [], False, 0
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            inside, seen_header = line[3:].strip() == heading, 0
+            continue
+        if not inside or not line.startswith("| "):
+            continue
+        seen_header += 1
+        if seen_header <= 2:  # the header and the alignment row
+            continue
+        cells = [c.strip().replace("\\|", "|") for c in line.strip().strip("|").split(" | ")]
+        rows.append([_number(c) for c in cells])
+    return rows
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text

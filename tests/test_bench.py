@@ -97,3 +97,15 @@ def test_suite_timings_are_attributed_to_assignments_and_projected():
     assert parts["00_tensors"]["seconds"] == 35.0 and parts["01_knn"]["seconds"] == 55.0
     assert parts["platform"] == {"tests": 1, "seconds": 10.0}
     assert projection(parts, 14) == 10.0 + 14 * 45.0
+
+
+def test_previous_rows_read_back_what_was_written(tmp_path):
+    """`python -m bench --assignment X` re-measures X and keeps the other rows of the file."""
+    rows = [["00_tensors", "tensors.ipynb", 21.7, 861.1, "≤ 180 s, ≤ 2048 MB", "yes"],
+            ["01_knn", "knn.ipynb", 30.1, 1119.4, "≤ 180 s, ≤ 2048 MB", "NO (a | b)"]]
+    path = report.write_markdown(tmp_path / "b.md", "T", [
+        ("Executing the source notebooks", report.markdown_table(report.NOTEBOOK_HEADER, rows)),
+        ("Other", report.markdown_table(["a", "b"], [["x", 1.0]]))])
+    assert report.previous_rows(path, "Executing the source notebooks") == rows
+    assert report.previous_rows(path, "Other") == [["x", 1.0]]
+    assert report.previous_rows(tmp_path / "missing.md", "Other") == []
