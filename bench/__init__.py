@@ -3,7 +3,8 @@
 ``python -m bench``
     executes every source notebook under ``solutions/`` (wall time, peak
     memory) and grades one reference submission of every assignment, against
-    the course's budgets; writes ``docs/benchmarks.md``.
+    the course's budgets; writes ``docs/benchmarks.md``. ``--assignment ID``
+    (repeatable) measures only those and keeps the other rows of the file.
 ``python -m bench scale [--students 40]``
     grades the same generated class three ways (stock ``nbgrader autograde``,
     this grader with one worker, with every core), prints the times and
