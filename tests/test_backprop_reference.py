@@ -16,10 +16,7 @@ from reference_helpers import close, t64
 
 from course_utils import gradcheck
 from course_utils.expressions import evaluate_expression, random_expression
-from grader import drivers
-from grader.evaluate import named_outputs, reference_outputs
 from grader.reference import load_reference
-from grader.specs import exercises
 
 AID = "03_backprop"
 
@@ -201,35 +198,6 @@ def test_two_layer_net_reaches_the_stated_accuracy_on_digits():
     Trainer(num_epochs=60, batch_size=100, seed=0, callbacks=[sgd], progress=False).fit(
         sgd, X_train / 16 - mean_image, y_train)
     assert np.mean(sgd.predict(X_test / 16 - mean_image) == y_test) >= 0.95
-
-
-@pytest.mark.parametrize("grade_id", sorted(exercises(AID)))
-def test_every_hidden_case_runs_on_the_reference_and_names_its_outputs(grade_id):
-    ex = exercises(AID)[grade_id]
-    cases, outputs = reference_outputs(AID, ex, "cpu")
-    assert len(cases) == len(outputs) >= 5
-    for case, out in zip(cases, outputs, strict=True):
-        if ex.output_tols is None:  # one unnamed output
-            assert out is not None
-            continue
-        named, problem = named_outputs(ex, out)
-        assert problem is None, (case.label, problem)
-        if ex.parts and case.part == "forward":
-            assert set(named) == {"out"}, case.label
-        elif ex.output_tols:
-            assert set(ex.output_tols) <= set(named), case.label
-
-
-def test_the_wrong_answer_fails_its_hidden_cases():
-    from grader.specs import wrong_answers
-
-    (gid, code), = wrong_answers(AID).items()
-    namespace = {"np": np}
-    exec(code, namespace)
-    ex = exercises(AID)[f"test_{gid}"]
-    cases, expected = reference_outputs(AID, ex, "cpu")
-    got = [drivers.run(ex.driver, namespace[gid], c.inputs, {"device": "cpu", "dtype": c.dtype}) for c in cases]
-    assert any(not np.allclose(g[1], e[1]) for g, e in zip(got, expected, strict=True))
 
 
 def test_random_expressions_are_valid_and_reproducible():

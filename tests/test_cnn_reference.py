@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from grader import drivers
-from grader.evaluate import named_outputs, reference_outputs
+from grader.evaluate import reference_outputs
 from grader.paths import ROOT
 from grader.reference import load_reference
 from grader.specs import exercises
@@ -267,23 +267,6 @@ def test_small_resnet_and_transfer_reach_the_stated_accuracies(monkeypatch):
 # --- the hidden tests ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("grade_id", sorted(exercises(AID)))
-def test_every_hidden_case_runs_on_the_reference_and_names_its_outputs(grade_id):
-    ex = exercises(AID)[grade_id]
-    cases, outputs = reference_outputs(AID, ex, "cpu")
-    assert len(cases) == len(outputs) >= 4
-    for case, out in zip(cases, outputs, strict=True):
-        if ex.output_tols is None:
-            assert out is not None
-            continue
-        named, problem = named_outputs(ex, out)
-        assert problem is None, (case.label, problem)
-        if ex.parts and case.part == "forward":
-            assert set(named) == {"out"}, case.label
-        elif ex.output_tols:
-            assert set(ex.output_tols) <= set(named), case.label
-
-
 def test_conv_output_size_cases_include_errors():
     ex = exercises(AID)["test_conv_output_size"]
     _, outputs = reference_outputs(AID, ex, "cpu")
@@ -318,14 +301,3 @@ def test_blocks_are_graded_independently_of_creation_order():
         close(a[k].numpy(), b[k], rtol=1e-12, atol=1e-12)
 
 
-def test_the_wrong_answer_fails_its_hidden_cases():
-    from grader.specs import wrong_answers
-
-    (gid, code), = wrong_answers(AID).items()
-    namespace = {"np": np, "nn": nn, "torch": torch}
-    exec(code, namespace)
-    ex = exercises(AID)[f"test_{gid}"]
-    cases, expected = reference_outputs(AID, ex, "cpu")
-    got = [drivers.run(ex.driver, namespace[ex.name], c.inputs, {"device": "cpu", "dtype": c.dtype, "seed": ex.seed})
-           for c in cases]
-    assert any(not np.allclose(g["out_eval"].numpy(), e["out_eval"].array) for g, e in zip(got, expected, strict=True))

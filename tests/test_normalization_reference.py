@@ -25,10 +25,7 @@ from reference_helpers import centred_digits, close, t64
 from course_utils import device
 from course_utils.layers import FullyConnectedNet, NumpyOptimizer, adam, sgd_momentum
 from course_utils.training import EarlyStopping, Trainer
-from grader import drivers
-from grader.evaluate import named_outputs, reference_outputs
 from grader.reference import load_reference
-from grader.specs import exercises, wrong_answers
 
 AID = "05_normalization_regularization"
 
@@ -414,25 +411,3 @@ def test_tiny_training_set_overfits_and_label_smoothing_lowers_confidence(digits
 # --- the hidden tests ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("grade_id", sorted(exercises(AID)))
-def test_every_hidden_case_runs_on_the_reference_and_names_its_outputs(grade_id):
-    ex = exercises(AID)[grade_id]
-    cases, outputs = reference_outputs(AID, ex, "cpu")
-    assert len(cases) == len(outputs) >= 5
-    for case, out in zip(cases, outputs, strict=True):
-        named, problem = named_outputs(ex, out)
-        assert problem is None, (case.label, problem)
-        if ex.parts and case.part == "forward":
-            assert set(named) == {"out"}, case.label
-        else:
-            assert set(ex.output_tols) <= set(named), case.label
-
-
-def test_the_wrong_answer_fails_its_hidden_cases():
-    (gid, code), = wrong_answers(AID).items()
-    namespace = {"np": np}
-    exec(code, namespace)
-    ex = exercises(AID)[f"test_{gid}"]
-    cases, expected = reference_outputs(AID, ex, "cpu")
-    got = [drivers.run(ex.driver, namespace[gid], c.inputs, {"device": "cpu", "dtype": c.dtype}) for c in cases]
-    assert any(not np.allclose(g[1], e[1]) for g, e in zip(got, expected, strict=True))

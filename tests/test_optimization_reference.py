@@ -18,10 +18,7 @@ from reference_helpers import centred_digits
 
 from course_utils.layers import FullyConnectedNet, NumpyOptimizer
 from course_utils.training import EarlyStopping, Trainer
-from grader import drivers
-from grader.evaluate import named_outputs, reference_outputs
 from grader.reference import load_reference
-from grader.specs import exercises, wrong_answers
 
 AID = "04_optimization"
 
@@ -236,24 +233,3 @@ def test_a_constant_initialisation_never_breaks_symmetry():
     assert np.abs(W1 - W1[:, :1]).max() < 1e-12 and np.abs(W1 - 0.01).max() > 1e-3
 
 
-@pytest.mark.parametrize("grade_id", sorted(exercises(AID)))
-def test_every_hidden_case_runs_on_the_reference_and_names_its_outputs(grade_id):
-    ex = exercises(AID)[grade_id]
-    cases, outputs = reference_outputs(AID, ex, "cpu")
-    assert len(cases) == len(outputs) >= 5
-    for case, out in zip(cases, outputs, strict=True):
-        named, problem = named_outputs(ex, out)
-        assert problem is None, (case.label, problem)
-        assert set(ex.output_tols) <= set(named), case.label
-        for value in named.values():
-            assert np.all(np.isfinite(np.asarray(value if not isinstance(value, dict) else 0.0, dtype=float)))
-
-
-def test_the_wrong_answer_fails_its_hidden_cases():
-    (gid, code), = wrong_answers(AID).items()
-    namespace = {"np": np}
-    exec(code, namespace)
-    ex = exercises(AID)[f"test_{gid}"]
-    cases, expected = reference_outputs(AID, ex, "cpu")
-    got = [drivers.run(ex.driver, namespace[gid], c.inputs, {"device": "cpu", "dtype": c.dtype}) for c in cases]
-    assert any(not np.allclose(np.array(g["w"]), np.array(e["w"])) for g, e in zip(got, expected, strict=True))
