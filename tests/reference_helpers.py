@@ -1,5 +1,6 @@
 """What the reference tests of the assignments share: float64 torch tensors for autograd,
-one closeness check for numpy against torch, and the digits split the notebooks train on."""
+one closeness check for numpy against torch, the digits split the notebooks train on, and a
+runner for a notebook's experiment cells."""
 
 from __future__ import annotations
 
@@ -28,3 +29,25 @@ def centred_digits():
         X / 16, y, val_fraction=0.2, test_fraction=0.2, rng=np.random.default_rng(0))
     mean = X_train.mean(axis=0)
     return X_train - mean, y_train, X_val - mean, y_val, X_test - mean, y_test
+
+
+def run_notebook_cells(notebook, markers, monkeypatch):
+    """Execute ``notebook``'s setup cells, answer cells and the cells containing one of ``markers``
+    (in notebook order), in full mode (not quick mode); returns the namespace."""
+    import matplotlib
+    import nbformat
+
+    matplotlib.use("Agg")
+    monkeypatch.delenv("COURSE_QUICK", raising=False)
+    nb = nbformat.read(notebook, as_version=4)
+    ns: dict = {"__name__": "__main__"}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        wanted = (meta.get("grade_id", "").startswith("setup") or (meta.get("solution") and not meta.get("grade"))
+                  or "USE_FULL_DATASET = False" in cell.source or any(m in cell.source for m in markers))
+        if wanted:
+            src = "\n".join(line for line in cell.source.splitlines() if not line.startswith("%"))
+            exec(compile(src, "<notebook cell>", "exec"), ns)
+    return ns

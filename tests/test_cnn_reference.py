@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import os
 
-import nbformat
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from reference_helpers import run_notebook_cells
 
 from grader import drivers
 from grader.evaluate import reference_outputs
@@ -231,33 +231,12 @@ def test_published_parameter_counts_of_resnet_blocks():
 # --- the notebook's experiments --------------------------------------------------------------------
 
 
-def _run_notebook_cells(markers, monkeypatch):
-    """Execute the setup cells, the answer cells and the cells containing one of ``markers``
-    (in notebook order), in full mode on the CPU; returns the namespace."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    monkeypatch.delenv("COURSE_QUICK", raising=False)
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    ns: dict = {"__name__": "__main__"}
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        meta = cell.metadata.get("nbgrader", {})
-        wanted = (meta.get("grade_id", "").startswith("setup") or (meta.get("solution") and not meta.get("grade"))
-                  or "USE_FULL_DATASET = False" in cell.source or any(m in cell.source for m in markers))
-        if wanted:
-            src = "\n".join(line for line in cell.source.splitlines() if not line.startswith("%"))
-            exec(compile(src, "<notebook cell>", "exec"), ns)
-    return ns
-
-
 def test_small_resnet_and_transfer_reach_the_stated_accuracies(monkeypatch):
     """Section 9 asserts at least 95% test accuracy on the digits; section 10 asserts that
     fine-tuning beats training from scratch by at least one point (mean of three draws)."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) is None and torch.cuda.is_available():
         pytest.skip("the stated figures are measured on the CPU")
-    ns = _run_notebook_cells(["def n_params", "X_flat, labels = load_digits()", "class SmallResNet",
+    ns = run_notebook_cells(NOTEBOOK, ["def n_params", "X_flat, labels = load_digits()", "class SmallResNet",
                               "pretrained_state =", "results = {"], monkeypatch)
     assert ns["test_acc"] >= ns["target_acc"] == 0.95
     means = ns["means"]

@@ -17,7 +17,8 @@ evaluates, and returns numbers.
 One module per topic: generic drivers live here, the others in
 :mod:`grader.drivers.tensors`, :mod:`~grader.drivers.layers`,
 :mod:`~grader.drivers.training`, :mod:`~grader.drivers.modules`,
-:mod:`~grader.drivers.rl` and :mod:`~grader.drivers.backprop`; all are registered when this
+:mod:`~grader.drivers.rl`, :mod:`~grader.drivers.backprop` and
+:mod:`~grader.drivers.understanding`; all are registered when this
 package is imported.  This package is imported by the untrusted worker: it holds no expected
 values and imports nothing beyond numpy and the course's expression builder
 (``course_utils.expressions``; torch and gymnasium lazily).
@@ -175,4 +176,16 @@ def call_inplace(obj: Any, inputs: dict, ctx: dict) -> Any:
 
 
 # The topic modules register their drivers on import (they use `driver` above).
-from . import backprop, cnn, layers, linear, modules, normalization, optim, rl, tensors, training  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    backprop,
+    cnn,
+    layers,
+    linear,
+    modules,
+    normalization,
+    optim,
+    rl,
+    tensors,
+    training,
+    understanding,
+)
