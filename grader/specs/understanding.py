@@ -181,6 +181,7 @@ def _style_cases(rng: np.random.Generator) -> list[Case]:
     return [
         case(shapes, [0, 2, 3], [2.0, 0.5, 10.0], "three of four layers, different weights"),
         case(shapes, [1], [100.0], "a single layer"),
+        case([(1, 2, 3, 3), (1, 4, 2, 2)], [0, 1], [1.0, 1.0], "two layers, both chosen"),
         case([(1, 3, 5, 7), (1, 5, 3, 4)], [1, 0], [1.0, 3.0], "non-square maps, layers listed out of order"),
     ]
 
@@ -220,7 +221,8 @@ def _contrastive_cases(rng: np.random.Generator) -> list[Case]:
         x1, x2 = rng.normal(size=(N, D)), scale * rng.normal(size=(N, D))
         same = rng.integers(0, 2, size=N) if same is None else same
         return Case({"args": {"x1": x1, "x2": x2, "same": same, "margin": margin},
-                     "grad": ["x1", "x2"] if grad else [], "shape": []}, label=label, dtype=dtype)
+                     "grad": ["x1", "x2"] if grad else [], "shape": []}, label=label, dtype=dtype,
+                    part=None if grad else "forward")
 
     coincide = case(4, 3, 1.0, "coincident pairs, same and different (value only)",
                     same=np.array([1, 0, 1, 0]), grad=False)
@@ -275,7 +277,9 @@ EXERCISES = [
              hint="d_pos = (anchor - positive).norm(dim=1); d_neg likewise; "
                   "F.relu(d_pos - d_neg + margin).mean()"),
     Exercise(grade_id="test_contrastive_loss", name="contrastive_loss", cases=_contrastive_cases,
-             driver="torch_fn_and_grad", outputs=GRAD("x1", "x2"), uses_torch=True, rules=(NoLoops(),),
+             driver="torch_fn_and_grad", outputs={"out": Tol(part="forward"), "dx1": Tol(part="backward"),
+                                                  "dx2": Tol(part="backward")},
+             parts={"forward": 1, "backward": 1}, uses_torch=True, rules=(NoLoops(),),
              hint="same = same.to(x1.dtype); d = (x1 - x2).norm(dim=1); "
                   "(same * d ** 2 + (1 - same) * F.relu(margin - d) ** 2).mean() / 2"),
 ]
