@@ -89,7 +89,7 @@ def test_fgsm_matches_captum(spec, shape, epsilon):
     y = torch.tensor(rng.integers(0, spec["classes"], size=shape[0]))
     attack = FGSM(model, nn.CrossEntropyLoss(reduction="none"), lower_bound=0.0, upper_bound=1.0)
     attack.zero_thresh = 0.0  # Captum treats |gradient| < 1e-6 as 0 by default; FGSM's definition does not
-    theirs = attack.perturb(X.clone(), epsilon, target=y)
+    theirs = attack.perturb(X.clone().requires_grad_(True), epsilon, target=y)
     close(ref("fgsm_attack")(model, X, y, epsilon).numpy(), theirs, rtol=0, atol=1e-15)
 
 
@@ -142,7 +142,7 @@ def test_content_and_tv_losses_and_their_gradients():
     rng = np.random.default_rng(5)
     cur, orig = torch.tensor(rng.normal(size=(1, 3, 5, 4)), requires_grad=True), torch.tensor(rng.normal(size=(1, 3, 5, 4)))
     loss = ref("content_loss")(0.7, cur, orig)
-    assert float(loss) == pytest.approx(0.7 * float(F.mse_loss(cur, orig, reduction="sum")), rel=1e-12)
+    assert loss.item() == pytest.approx(0.7 * F.mse_loss(cur, orig, reduction="sum").item(), rel=1e-12)
     loss.backward()
     close(cur.grad.numpy(), 1.4 * (cur - orig).detach())
     img = rng.normal(size=(1, 2, 6, 7))
